@@ -25,7 +25,9 @@ typedef struct rtlog_store rtlog_store; /* opaque */
 
 typedef struct rtlog_store_opts {
     const char *dir;      /* data directory, created if missing; borrowed for the call */
-    size_t map_bytes;     /* initial LMDB map size in bytes; 0 = 64 MiB; grows by itself */
+    size_t map_bytes;     /* initial LMDB map size in bytes; 0 = 64 MiB; grows by itself
+                           * (doubling). An existing store keeps the larger map it grew to;
+                           * this only raises it */
     size_t map_max_bytes; /* the map never grows past this; 0 = no limit but the disk */
     int readonly;         /* 1: a reader beside a running server (rtlog export/ls/stat/verify):
                            * no writer thread, appends fail with RTLOG_E_INVAL */
@@ -39,7 +41,13 @@ typedef struct rtlog_store_opts {
  * rtlog_store_open() - open (or create) the store in @o->dir.
  * @out:   owned by the caller, close with rtlog_store_close().
  * Errors: RTLOG_E_IO (directory not creatable, LMDB open failed: @ei says which file and
- *         why), RTLOG_E_CORRUPT (not an rtlog store, or a newer format), RTLOG_E_NOMEM.
+ *         why), RTLOG_E_CORRUPT (not an rtlog store, or a newer format), RTLOG_E_NOMEM,
+ *         RTLOG_E_NOTFOUND (readonly and there is no store in @o->dir; nothing is created),
+ *         RTLOG_E_INVAL (this store is already open in this process: LMDB allows one open
+ *         environment per process; share the handle instead).
+ * A process may open a store read-only while another process writes it (and two processes
+ * may both write: LMDB serialises their write txns). Never use a store across fork(): the
+ * child opens its own.
  */
 rtlog_err rtlog_store_open(const rtlog_store_opts *o, rtlog_store **out, rtlog_errinfo *ei);
 
@@ -77,10 +85,16 @@ typedef void (*rtlog_append_cb)(void *ctx, rtlog_err rc, const rtlog_append_res 
  * @cb will not be called: RTLOG_E_INVAL (readonly store, bad stream name),
  * RTLOG_E_NOMEM.
  * Errors given to @cb: RTLOG_E_SEALED (stream sealed, or a record after the sealing record
- *         in the same batch), RTLOG_E_CONFLICT (expected_seq differs: @ei->text has the
- *         current last seq and res->last_seq holds it), RTLOG_E_FULL (map at
- *         map_max_bytes or disk full: nothing written, later appends may succeed),
- *         RTLOG_E_IO, RTLOG_E_NOMEM.
+ *         in the same batch: @ei->event_index names that record), RTLOG_E_CONFLICT
+ *         (expected_seq differs: @ei->text has the current last seq and res->last_seq holds
+ *         it; a stream that does not exist is at 0 and is not created), RTLOG_E_FULL (map at
+ *         map_max_bytes or disk full: nothing written, later appends may succeed; @ei->text
+ *         is "storage full: map limit 2 MiB reached" or "storage full: no space left on
+ *         device"), RTLOG_E_TOOBIG (one batch too large for one LMDB write txn),
+ *         RTLOG_E_CORRUPT (this stream's stored state is damaged), RTLOG_E_IO, RTLOG_E_NOMEM.
+ * An empty batch (n == 0) on an existing stream, sealed or not, changes nothing and succeeds
+ * (res->sealed tells). A refused batch changes nothing, also not other batches committed in
+ * the same write txn. @ei given to @cb is never NULL (zeroed on success).
  */
 rtlog_err rtlog_store_append_async(rtlog_store *st, const rtlog_append_req *req,
                                    rtlog_append_cb cb, void *ctx);
@@ -94,7 +108,8 @@ rtlog_err rtlog_store_append(rtlog_store *st, const rtlog_append_req *req, rtlog
 
 /**
  * rtlog_store_seal() - seal a stream without an event (admin / tests). Later appends get
- * RTLOG_E_SEALED. Errors: RTLOG_E_NOTFOUND, RTLOG_E_IO. Sealing twice is not an error.
+ * RTLOG_E_SEALED. Errors: RTLOG_E_NOTFOUND, RTLOG_E_IO, RTLOG_E_INVAL (readonly store, bad
+ * name). Sealing twice is not an error. Waits for the durable commit like append.
  */
 rtlog_err rtlog_store_seal(rtlog_store *st, const char *stream, rtlog_errinfo *ei);
 
@@ -124,7 +139,9 @@ typedef struct rtlog_event_view {
     uint8_t hash8[8];   /* first 8 bytes of the chain hash h(seq) stored with the event */
 } rtlog_event_view;
 
-/* Return 0 to continue, non-zero to stop the read early (that value is not an error). */
+/* Return 0 to continue, non-zero to stop the read early (that value is not an error; the
+ * event just passed counts as read: next_seq is after it). Runs inside the read txn, so it
+ * must be short, must not block on the network and must not call into the store. */
 typedef int (*rtlog_read_cb)(void *ctx, const rtlog_event_view *ev);
 
 /**
@@ -134,6 +151,7 @@ typedef int (*rtlog_read_cb)(void *ctx, const rtlog_event_view *ev);
  * One read transaction, opened and closed inside this call; long reads (export) call this
  * repeatedly in bounded chunks so no snapshot is pinned for long.
  * @next_seq: out (may be NULL), the seq to continue from.
+ * @from_seq 0 means 1. Seqs are checked to be gapless as they are read.
  * Errors: RTLOG_E_NOTFOUND (stream never created), RTLOG_E_CORRUPT (a record fails its
  *         checks: @ei names the seq), RTLOG_E_NOMEM, RTLOG_E_IO.
  */

@@ -1,0 +1,703 @@
+/* replay.c - the catch-up engine: per-stream state, subscribers, the frame ring.
+ *
+ * A subscriber owns nothing but its cursor and filter. Filling it means "hand out the
+ * committed events after the cursor": from the stream's ring of recently rendered frames
+ * when they are there (the live fan-out case: one render serves every subscriber at the
+ * head), otherwise from one bounded rtlog_store_read() whose events are rendered as they
+ * pass and kept in the ring when they extend it near the head. Catch-up and live are the
+ * same loop, so no event can fall between "history" and "live". The stream's head
+ * (last_seq, sealed) only ever moves forward: commit notes, describe() at open and the
+ * events a read actually returns all take the maximum.
+ */
+#include "rtlog_replay.h"
+
+#include "rtlog_schema.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEF_RING_FRAMES  1024u
+#define DEF_RING_BYTES   (4u << 20)
+#define DEF_CHUNK_EVENTS 256u
+#define DEF_CHUNK_BYTES  (256u << 10)
+#define MAX_TYPES        32u /* entries in a ?types= filter */
+#define MAX_READS_PER_FILL 4u /* bounds one fill's time when a filter skips most events */
+
+/* One rendered event. Allocated in one block: the struct, then json, type, node id. */
+struct frame {
+    uint64_t seq;
+    size_t json_len;
+    const char *json;    /* canonical JSON with "seq" last, secrets redacted; not NUL-ended */
+    const char *type;    /* NUL-terminated */
+    const char *node_id; /* NUL-terminated, NULL when the event has no string nodeId */
+    int seals;           /* the event seals its stream */
+};
+
+struct stream {
+    struct stream *hnext; /* hash chain */
+    uint64_t hash;
+    char *name;
+    rtlog_family family;
+    uint64_t first_seq;
+    uint64_t last_seq;
+    int sealed;
+    rtlog_replay_sub *subs; /* doubly linked through sub->prev/next */
+    size_t nsubs;
+    /* ring: frames with seq in [lo, hi) are at slots[seq % cap]; empty when lo == hi */
+    struct frame **slots;
+    size_t cap;
+    uint64_t lo, hi;
+    size_t bytes;
+};
+
+struct rtlog_replay_sub {
+    rtlog_replay *e;
+    struct stream *st;
+    rtlog_replay_sub *prev, *next;
+    uint64_t cursor; /* last seq handed out (or skipped by the filter) */
+    uint64_t target; /* follow == 0: end once cursor reaches this */
+    int follow;
+    int waiting;     /* returned IDLE; the next notify with work wakes it */
+    int ended;
+    int reset_pending;
+    uint64_t reset_first, reset_last;
+    rtlog_replay_fmt fmt;
+    void *user;
+    char *node_id;   /* NULL = any */
+    char **types;    /* NULL = any; ntypes entries pointing into one block */
+    size_t ntypes;
+};
+
+struct rtlog_replay {
+    rtlog_store *store;
+    rtlog_replay_wake_cb wake;
+    void *wake_ctx;
+    size_t ring_frames, ring_bytes, chunk_events, chunk_bytes;
+    struct stream **buckets;
+    size_t nbuckets;
+    size_t nstreams;
+    rtlog_buf scratch; /* render buffer reused across events */
+    rtlog_replay_stats stats;
+};
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static char *str_dup(const char *s)
+{
+    size_t n = strlen(s);
+    char *p = malloc(n + 1);
+    if (p)
+        memcpy(p, s, n + 1);
+    return p;
+}
+
+static struct stream *stream_find(const rtlog_replay *e, const char *name, uint64_t h)
+{
+    for (struct stream *st = e->buckets[h & (e->nbuckets - 1)]; st; st = st->hnext)
+        if (st->hash == h && strcmp(st->name, name) == 0)
+            return st;
+    return NULL;
+}
+
+/* Keep the table at most 1 entry per bucket on average; growing is rare (subscribed
+ * streams only) and cheap next to the subscriptions themselves. */
+static void table_maybe_grow(rtlog_replay *e)
+{
+    if (e->nstreams < e->nbuckets)
+        return;
+    size_t nb = e->nbuckets * 2;
+    struct stream **b = calloc(nb, sizeof *b);
+    if (!b)
+        return; /* a fuller table still works */
+    for (size_t i = 0; i < e->nbuckets; i++) {
+        struct stream *st = e->buckets[i];
+        while (st) {
+            struct stream *nx = st->hnext;
+            st->hnext = b[st->hash & (nb - 1)];
+            b[st->hash & (nb - 1)] = st;
+            st = nx;
+        }
+    }
+    free(e->buckets);
+    e->buckets = b;
+    e->nbuckets = nb;
+}
+
+/* ---- the ring ------------------------------------------------------------------------ */
+
+static struct frame *ring_get(const struct stream *st, uint64_t seq)
+{
+    if (seq < st->lo || seq >= st->hi)
+        return NULL;
+    return st->slots[seq % st->cap];
+}
+
+static void ring_drop_oldest(rtlog_replay *e, struct stream *st)
+{
+    struct frame *f = st->slots[st->lo % st->cap];
+    st->slots[st->lo % st->cap] = NULL;
+    st->bytes -= f->json_len;
+    e->stats.ring_bytes -= f->json_len;
+    e->stats.ring_frames--;
+    free(f);
+    st->lo++;
+}
+
+static void ring_clear(rtlog_replay *e, struct stream *st)
+{
+    while (st->lo < st->hi)
+        ring_drop_oldest(e, st);
+    st->lo = st->hi = 0;
+}
+
+/* Offer a freshly rendered frame to the ring. Returns 1 if the ring took ownership.
+ * Only frames that extend the ring contiguously, or start it near the head, are kept:
+ * a subscriber catching up far behind renders for itself and does not evict the frames
+ * that the live subscribers are about to share. */
+static int ring_offer(rtlog_replay *e, struct stream *st, struct frame *f)
+{
+    if (!st->slots) {
+        st->slots = calloc(e->ring_frames, sizeof *st->slots);
+        if (!st->slots)
+            return 0;
+        st->cap = e->ring_frames;
+    }
+    int near_head = f->seq + st->cap > st->last_seq;
+    if (st->lo == st->hi || f->seq != st->hi) {
+        if (!near_head || (st->lo < st->hi && f->seq < st->hi))
+            return 0;
+        ring_clear(e, st);
+        st->lo = st->hi = f->seq;
+    }
+    while (st->hi - st->lo >= st->cap ||
+           (st->lo < st->hi && st->bytes + f->json_len > e->ring_bytes))
+        ring_drop_oldest(e, st);
+    st->slots[f->seq % st->cap] = f;
+    st->hi = f->seq + 1;
+    st->bytes += f->json_len;
+    e->stats.ring_bytes += f->json_len;
+    e->stats.ring_frames++;
+    return 1;
+}
+
+/* ---- rendering and delivery ---------------------------------------------------------- */
+
+static rtlog_err frame_make(rtlog_replay *e, struct stream *st, const rtlog_event_view *ev,
+                            struct frame **out, rtlog_errinfo *ei)
+{
+    const char *type, *node = NULL;
+    size_t type_len, node_len = 0;
+    rtlog_err rc = rtlog_schema_rec_type(ev->mp, ev->mp_len, &type, &type_len);
+    if (rc != RTLOG_OK)
+        return rtlog_errinfo_set(ei, rc, -1, NULL, "seq %" PRIu64 ": stored record has no type",
+                                 ev->seq);
+    rc = rtlog_schema_rec_field_str(ev->mp, ev->mp_len, "nodeId", &node, &node_len);
+    if (rc == RTLOG_E_NOTFOUND)
+        node = NULL;
+    else if (rc != RTLOG_OK)
+        return rtlog_errinfo_set(ei, rc, -1, NULL, "seq %" PRIu64 ": stored record unreadable",
+                                 ev->seq);
+
+    rtlog_buf_clear(&e->scratch);
+    rc = rtlog_schema_render(ev->mp, ev->mp_len, ev->seq, RTLOG_JSON_REDACT, &e->scratch);
+    if (rc != RTLOG_OK)
+        return rtlog_errinfo_set(ei, rc, -1, NULL, "seq %" PRIu64 ": cannot render: %s",
+                                 ev->seq, rtlog_strerror(rc));
+    e->stats.frames_rendered++;
+
+    size_t json_len = e->scratch.len;
+    size_t need = sizeof(struct frame) + json_len + type_len + 1 + (node ? node_len + 1 : 0);
+    struct frame *f = malloc(need);
+    if (!f)
+        return rtlog_errinfo_set(ei, RTLOG_E_NOMEM, -1, NULL, "out of memory rendering a frame");
+    char *p = (char *)(f + 1);
+    memcpy(p, e->scratch.p, json_len);
+    f->json = p;
+    f->json_len = json_len;
+    p += json_len;
+    memcpy(p, type, type_len);
+    p[type_len] = '\0';
+    f->type = p;
+    p += type_len + 1;
+    if (node) {
+        memcpy(p, node, node_len);
+        p[node_len] = '\0';
+        f->node_id = p;
+    } else {
+        f->node_id = NULL;
+    }
+    f->seq = ev->seq;
+    f->seals = (rtlog_schema_type_flags(st->family, f->type) & RTLOG_REC_SEALS) != 0;
+    *out = f;
+    return RTLOG_OK;
+}
+
+static int filter_pass(const rtlog_replay_sub *s, const struct frame *f)
+{
+    if (s->node_id && (!f->node_id || strcmp(s->node_id, f->node_id) != 0))
+        return 0;
+    if (s->types) {
+        for (size_t i = 0; i < s->ntypes; i++)
+            if (strcmp(s->types[i], f->type) == 0)
+                return 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* An SSE event name must be one line; validated types always are, but a record is data
+ * from disk, so never let a stray CR/LF split the frame. */
+static const char *sse_event_name(const char *type)
+{
+    return (type[0] && !strpbrk(type, "\r\n")) ? type : "message";
+}
+
+static size_t frame_out_size(const rtlog_replay_sub *s, const struct frame *f)
+{
+    if (s->fmt == RTLOG_REPLAY_WS)
+        return f->json_len;
+    return f->json_len + strlen(f->type) + 48; /* "id: " 20 digits "\nevent: " "\ndata: " "\n\n" */
+}
+
+static rtlog_err frame_emit(const rtlog_replay_sub *s, const struct frame *f, rtlog_buf *out)
+{
+    if (s->fmt == RTLOG_REPLAY_WS)
+        return rtlog_buf_append(out, f->json, f->json_len);
+    size_t old = out->len;
+    rtlog_err rc = rtlog_buf_printf(out, "id: %" PRIu64 "\nevent: %s\ndata: ", f->seq,
+                                    sse_event_name(f->type));
+    if (rc == RTLOG_OK)
+        rc = rtlog_buf_append(out, f->json, f->json_len);
+    if (rc == RTLOG_OK)
+        rc = rtlog_buf_append(out, "\n\n", 2);
+    if (rc != RTLOG_OK)
+        out->len = old;
+    return rc;
+}
+
+static rtlog_err reset_emit(const rtlog_replay_sub *s, rtlog_buf *out)
+{
+    /* A control message: no seq, and on SSE no id line, so it never moves a client's
+     * resume position (CONTRACT "Only stored events carry an SSE id"). */
+    const char *pre = s->fmt == RTLOG_REPLAY_SSE ? "event: reset\ndata: " : "";
+    const char *post = s->fmt == RTLOG_REPLAY_SSE ? "\n\n" : "";
+    return rtlog_buf_printf(out, "%s{\"type\":\"reset\",\"earliestSeq\":%" PRIu64
+                                 ",\"lastSeq\":%" PRIu64 "}%s",
+                            pre, s->reset_first, s->reset_last, post);
+}
+
+/* State shared by one fill call and its store-read callback. */
+struct fill {
+    rtlog_replay_sub *s;
+    rtlog_buf *out;
+    size_t start;      /* out->len when the fill began */
+    size_t max_bytes;  /* 0 = no limit */
+    size_t max_frames; /* 0 = no limit */
+    size_t frames;
+    int full;          /* a limit was reached */
+    rtlog_err err;
+    rtlog_errinfo *ei;
+    size_t seen;       /* events the current read passed */
+};
+
+static int fill_has_room(struct fill *fl, size_t next_size)
+{
+    if (fl->max_frames && fl->frames >= fl->max_frames)
+        return 0;
+    if (fl->max_bytes && fl->out->len > fl->start &&
+        fl->out->len - fl->start + next_size > fl->max_bytes)
+        return 0;
+    return 1;
+}
+
+/* Hand one frame to the subscriber (or skip it by filter). Returns 0 when it was consumed,
+ * 1 when there was no room (cursor unchanged), -1 on error (fl->err set). */
+static int fill_take(struct fill *fl, const struct frame *f)
+{
+    rtlog_replay_sub *s = fl->s;
+    struct stream *st = s->st;
+    if (filter_pass(s, f)) {
+        if (!fill_has_room(fl, frame_out_size(s, f))) {
+            fl->full = 1;
+            return 1;
+        }
+        rtlog_err rc = frame_emit(s, f, fl->out);
+        if (rc != RTLOG_OK) {
+            fl->err = rtlog_errinfo_set(fl->ei, rc, -1, NULL, "out of memory writing a frame");
+            return -1;
+        }
+        fl->frames++;
+        s->e->stats.frames_delivered++;
+    }
+    s->cursor = f->seq;
+    if (f->seq > st->last_seq)
+        st->last_seq = f->seq;
+    if (f->seals)
+        st->sealed = 1;
+    return 0;
+}
+
+static int fill_read_cb(void *ctx, const rtlog_event_view *ev)
+{
+    struct fill *fl = ctx;
+    rtlog_replay_sub *s = fl->s;
+    fl->seen++;
+    if (ev->seq > s->st->last_seq)
+        s->st->last_seq = ev->seq; /* committed, its note is on the way */
+    if (ev->seq <= s->cursor)
+        return 0; /* defensive: never hand out an event twice */
+    if (!s->follow && ev->seq > s->target)
+        return 1; /* follow=false: what was stored at open, nothing after */
+    /* Do not render an event there is certainly no room for. */
+    if ((fl->max_frames && fl->frames >= fl->max_frames) ||
+        (fl->max_bytes && fl->out->len - fl->start >= fl->max_bytes)) {
+        fl->full = 1;
+        return 1;
+    }
+    struct frame *f;
+    rtlog_err rc = frame_make(s->e, s->st, ev, &f, fl->ei);
+    if (rc != RTLOG_OK) {
+        fl->err = rc;
+        return 1;
+    }
+    int kept = ring_offer(s->e, s->st, f);
+    int r = fill_take(fl, f);
+    if (!kept)
+        free(f);
+    return r == 0 ? 0 : 1;
+}
+
+static rtlog_replay_state fill_state(rtlog_replay_sub *s)
+{
+    struct stream *st = s->st;
+    if ((!s->follow && s->cursor >= s->target) || (st->sealed && s->cursor >= st->last_seq)) {
+        s->ended = 1;
+        return RTLOG_REPLAY_END;
+    }
+    if (s->cursor < st->last_seq)
+        return RTLOG_REPLAY_MORE;
+    s->waiting = 1;
+    return RTLOG_REPLAY_IDLE;
+}
+
+/* ---- public API ---------------------------------------------------------------------- */
+
+rtlog_err rtlog_replay_new(const rtlog_replay_opts *o, rtlog_replay **out)
+{
+    if (!o || !o->store || !out)
+        return RTLOG_E_INVAL;
+    rtlog_replay *e = calloc(1, sizeof *e);
+    if (!e)
+        return RTLOG_E_NOMEM;
+    e->store = o->store;
+    e->wake = o->wake;
+    e->wake_ctx = o->wake_ctx;
+    e->ring_frames = o->ring_frames ? o->ring_frames : DEF_RING_FRAMES;
+    e->ring_bytes = o->ring_bytes ? o->ring_bytes : DEF_RING_BYTES;
+    e->chunk_events = o->chunk_events ? o->chunk_events : DEF_CHUNK_EVENTS;
+    e->chunk_bytes = o->chunk_bytes ? o->chunk_bytes : DEF_CHUNK_BYTES;
+    e->nbuckets = 64;
+    e->buckets = calloc(e->nbuckets, sizeof *e->buckets);
+    if (!e->buckets) {
+        free(e);
+        return RTLOG_E_NOMEM;
+    }
+    *out = e;
+    return RTLOG_OK;
+}
+
+static void stream_free(rtlog_replay *e, struct stream *st)
+{
+    if (st->slots)
+        ring_clear(e, st);
+    free(st->slots);
+    free(st->name);
+    free(st);
+}
+
+static void sub_free(rtlog_replay_sub *s)
+{
+    free(s->node_id);
+    free(s->types);
+    free(s);
+}
+
+void rtlog_replay_free(rtlog_replay *e)
+{
+    if (!e)
+        return;
+    for (size_t i = 0; i < e->nbuckets; i++) {
+        struct stream *st = e->buckets[i];
+        while (st) {
+            struct stream *nx = st->hnext;
+            rtlog_replay_sub *s = st->subs;
+            while (s) {
+                rtlog_replay_sub *sn = s->next;
+                sub_free(s);
+                s = sn;
+            }
+            stream_free(e, st);
+            st = nx;
+        }
+    }
+    free(e->buckets);
+    rtlog_buf_free(&e->scratch);
+    free(e);
+}
+
+/* Split "a,b" into a NULL-free array in one allocation. Empty entries are an error: a
+ * typo like "step_log,,x" should not silently mean something else. */
+static rtlog_err types_parse(const char *list, char ***out, size_t *n, rtlog_errinfo *ei)
+{
+    size_t len = strlen(list), count = 1;
+    for (const char *p = list; *p; p++)
+        count += *p == ',';
+    if (count > MAX_TYPES)
+        return rtlog_errinfo_set(ei, RTLOG_E_INVAL, -1, "types", "more than %u types",
+                                 MAX_TYPES);
+    char **arr = malloc(count * sizeof *arr + len + 1);
+    if (!arr)
+        return RTLOG_E_NOMEM;
+    char *copy = (char *)(arr + count);
+    memcpy(copy, list, len + 1);
+    size_t i = 0;
+    for (char *tok = copy;; i++) {
+        char *comma = strchr(tok, ',');
+        if (comma)
+            *comma = '\0';
+        if (!*tok) {
+            free(arr);
+            return rtlog_errinfo_set(ei, RTLOG_E_INVAL, -1, "types", "empty type in list");
+        }
+        arr[i] = tok;
+        if (!comma)
+            break;
+        tok = comma + 1;
+    }
+    *out = arr;
+    *n = i + 1;
+    return RTLOG_OK;
+}
+
+rtlog_err rtlog_replay_open(rtlog_replay *e, const rtlog_replay_req *req, rtlog_replay_sub **out,
+                            rtlog_errinfo *ei)
+{
+    if (!e || !req || !req->stream || !out ||
+        (req->fmt != RTLOG_REPLAY_SSE && req->fmt != RTLOG_REPLAY_WS))
+        return rtlog_errinfo_set(ei, RTLOG_E_INVAL, -1, NULL, "bad subscription request");
+
+    rtlog_kind kind;
+    rtlog_err rc = rtlog_stream_parse(req->stream, strlen(req->stream), &kind, NULL, NULL, ei);
+    if (rc != RTLOG_OK)
+        return rc;
+
+    rtlog_stream_info info;
+    rc = rtlog_store_describe(e->store, req->stream, &info, ei);
+    if (rc != RTLOG_OK)
+        return rc;
+
+    rtlog_replay_sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return RTLOG_E_NOMEM;
+    if (req->node_id && req->node_id[0] && !(s->node_id = str_dup(req->node_id))) {
+        sub_free(s);
+        return RTLOG_E_NOMEM;
+    }
+    if (req->types && req->types[0] &&
+        (rc = types_parse(req->types, &s->types, &s->ntypes, ei)) != RTLOG_OK) {
+        sub_free(s);
+        return rc;
+    }
+
+    uint64_t h = name_hash(req->stream);
+    struct stream *st = stream_find(e, req->stream, h);
+    if (!st) {
+        st = calloc(1, sizeof *st);
+        if (!st || !(st->name = str_dup(req->stream))) {
+            free(st);
+            sub_free(s);
+            return RTLOG_E_NOMEM;
+        }
+        st->hash = h;
+        st->family = rtlog_kind_family(kind);
+        st->hnext = e->buckets[h & (e->nbuckets - 1)];
+        e->buckets[h & (e->nbuckets - 1)] = st;
+        e->nstreams++;
+        e->stats.streams++;
+        table_maybe_grow(e);
+    }
+    /* describe() is a fresh snapshot; notes drained later only move the head forward. */
+    if (info.last_seq > st->last_seq)
+        st->last_seq = info.last_seq;
+    if (info.sealed)
+        st->sealed = 1;
+    st->first_seq = info.first_seq ? info.first_seq : 1;
+
+    s->e = e;
+    s->st = st;
+    s->fmt = req->fmt;
+    s->follow = req->follow;
+    s->user = req->user;
+    if (req->has_cursor) {
+        if (req->cursor > st->last_seq || req->cursor + 1 < st->first_seq) {
+            /* Cannot honour it: say so in-band, then start from the earliest event. */
+            s->reset_pending = 1;
+            s->reset_first = st->first_seq;
+            s->reset_last = st->last_seq;
+            s->cursor = st->first_seq - 1;
+        } else {
+            s->cursor = req->cursor;
+        }
+    } else if (kind == RTLOG_KIND_DASHBOARD) {
+        s->cursor = info.snapshot_seq ? info.snapshot_seq - 1 : st->last_seq;
+    } else {
+        s->cursor = st->first_seq - 1;
+    }
+    s->target = st->last_seq;
+
+    s->next = st->subs;
+    if (st->subs)
+        st->subs->prev = s;
+    st->subs = s;
+    st->nsubs++;
+    e->stats.subscribers++;
+    *out = s;
+    return RTLOG_OK;
+}
+
+rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_bytes,
+                            size_t max_frames, rtlog_replay_state *state, size_t *nframes,
+                            rtlog_errinfo *ei)
+{
+    struct fill fl = {.s = s, .out = out, .start = out->len, .max_bytes = max_bytes,
+                      .max_frames = max_frames, .ei = ei};
+    rtlog_replay *e = s->e;
+    struct stream *st = s->st;
+    rtlog_err rc = RTLOG_OK;
+    s->waiting = 0;
+    if (nframes)
+        *nframes = 0;
+    if (s->ended) {
+        *state = RTLOG_REPLAY_END;
+        return RTLOG_OK;
+    }
+    if (s->reset_pending) {
+        if ((rc = reset_emit(s, out)) != RTLOG_OK) {
+            *state = RTLOG_REPLAY_MORE;
+            return rtlog_errinfo_set(ei, rc, -1, NULL, "out of memory writing a frame");
+        }
+        s->reset_pending = 0;
+        fl.frames++;
+        e->stats.resets++;
+    }
+
+    unsigned reads = 0;
+    uint64_t head = s->follow || s->target > st->last_seq ? st->last_seq : s->target;
+    while (!fl.full && s->cursor < head && fill_has_room(&fl, 0) &&
+           reads < MAX_READS_PER_FILL) {
+        uint64_t next = s->cursor + 1;
+        struct frame *f = ring_get(st, next);
+        if (f) {
+            e->stats.ring_hits++;
+            int r = fill_take(&fl, f);
+            if (r < 0) {
+                rc = fl.err;
+                break;
+            }
+            continue;
+        }
+        e->stats.ring_misses++;
+        reads++;
+        uint64_t before = s->cursor;
+        fl.seen = 0;
+        fl.err = RTLOG_OK;
+        rc = rtlog_store_read(e->store, st->name, next, e->chunk_events, e->chunk_bytes,
+                              fill_read_cb, &fl, NULL, ei);
+        if (rc == RTLOG_OK)
+            rc = fl.err;
+        if (rc != RTLOG_OK)
+            break;
+        if (s->cursor == before && !fl.full)
+            break; /* the store has nothing after the cursor yet: wait for a note */
+    }
+    if (nframes)
+        *nframes = fl.frames;
+    if (rc != RTLOG_OK) {
+        *state = RTLOG_REPLAY_MORE;
+        return rc;
+    }
+    *state = fill_state(s);
+    return RTLOG_OK;
+}
+
+void rtlog_replay_notify(rtlog_replay *e, const char *stream, uint64_t last_seq, int sealed)
+{
+    struct stream *st = stream_find(e, stream, name_hash(stream));
+    if (!st)
+        return;
+    if (last_seq > st->last_seq)
+        st->last_seq = last_seq;
+    if (sealed)
+        st->sealed = 1;
+    /* The wake callback may not close subscribers, so plain iteration is safe. */
+    for (rtlog_replay_sub *s = st->subs; s; s = s->next) {
+        if (!s->waiting || (s->cursor >= st->last_seq && !st->sealed))
+            continue;
+        s->waiting = 0;
+        if (e->wake)
+            e->wake(e->wake_ctx, s, s->user);
+    }
+}
+
+void rtlog_replay_close(rtlog_replay_sub *s)
+{
+    if (!s)
+        return;
+    rtlog_replay *e = s->e;
+    struct stream *st = s->st;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        st->subs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    st->nsubs--;
+    e->stats.subscribers--;
+    sub_free(s);
+    if (st->nsubs)
+        return;
+    struct stream **pp = &e->buckets[st->hash & (e->nbuckets - 1)];
+    while (*pp != st)
+        pp = &(*pp)->hnext;
+    *pp = st->hnext;
+    e->nstreams--;
+    e->stats.streams--;
+    stream_free(e, st);
+}
+
+uint64_t rtlog_replay_cursor(const rtlog_replay_sub *s)
+{
+    return s->cursor;
+}
+
+const char *rtlog_replay_stream(const rtlog_replay_sub *s)
+{
+    return s->st->name;
+}
+
+void rtlog_replay_get_stats(const rtlog_replay *e, rtlog_replay_stats *out)
+{
+    *out = e->stats;
+}

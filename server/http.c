@@ -1,0 +1,425 @@
+/* http.c - plain HTTP on the lws thread: routing, JSON responses and the ingest POST.
+ *
+ * Ingest follows CONTRACT "Ingest": the token and its publish grant are checked first
+ * (401/403 before anything is said about the stream), then the body is read under a cap,
+ * validated by schema/ into a batch, and queued with rtlog_store_append_async(). The
+ * request then simply has no answer until the writer thread reports the durable commit;
+ * the 201 is written from EVENT_WAIT_CANCELLED via a WRITEABLE, so the lws thread never
+ * waits for an fsync. Errors decided before the body has been read are answered after
+ * reading (and discarding) it when it is small, so keep-alive works and the client never
+ * sees a reset; oversized or unframed bodies (413, 411) are answered at once and the
+ * connection is closed, because reading them would be the attack.
+ * Responses are written in two WRITEABLEs (headers, then body) as lws requires.
+ */
+#define RTLOG_LOG_TAG "http"
+#include "server_int.h"
+
+#include "log.h"
+
+#include <inttypes.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFER_MAX_BODY (1u << 20) /* read and drop at most this much before a deferred error */
+
+void http_reset(struct conn *c)
+{
+    c->ingest_active = 0;
+    c->deferred = RTLOG_OK;
+    c->deferred_msg[0] = '\0';
+    c->discard_body = 0;
+    c->content_length = 0;
+    c->has_expected = 0;
+    c->expected = 0;
+    c->ndjson = 0;
+    c->stream[0] = '\0';
+    rtlog_buf_free(&c->body);
+    rtlog_buf_free(&c->resp_body);
+}
+
+void http_respond_type(struct conn *c, int status, const char *ctype, const char *body,
+                       size_t len, int close)
+{
+    struct srv *s = c->srv;
+    if (c->resp == RS_NONE)
+        s->responses_pending++;
+    rtlog_buf_clear(&c->resp_body);
+    if (rtlog_buf_append(&c->resp_body, body, len) != RTLOG_OK) {
+        close = 1; /* out of memory: the empty body still ends the request */
+    }
+    c->resp_status = status;
+    c->resp_ctype = ctype;
+    c->resp_close = close;
+    c->resp = RS_HEADERS;
+    srv_want_write(c);
+}
+
+void http_respond(struct conn *c, int status, const char *body, size_t len, int close)
+{
+    http_respond_type(c, status, "application/json", body, len, close);
+}
+
+void http_respond_status(struct conn *c, int status, rtlog_err code, const char *message,
+                         int close)
+{
+    rtlog_buf b = {0};
+    if (rtlog_error_json(&b, code, message, 0, 0) != RTLOG_OK) {
+        rtlog_buf_free(&b);
+        http_respond(c, 500, "{}", 2, 1);
+        return;
+    }
+    http_respond(c, status, b.p, b.len, close);
+    rtlog_buf_free(&b);
+}
+
+void http_respond_error(struct conn *c, rtlog_err code, const char *message, int close)
+{
+    http_respond_status(c, rtlog_err_http_status(code), code, message, close);
+}
+
+int http_writeable(struct conn *c)
+{
+    struct srv *s = c->srv;
+    struct lws *wsi = c->wsi;
+    if (c->resp == RS_HEADERS) {
+        unsigned char hb[LWS_PRE + 1024], *start = hb + LWS_PRE, *p = start,
+                                          *end = hb + sizeof hb - 1;
+        if (lws_add_http_common_headers(wsi, (unsigned)c->resp_status, c->resp_ctype,
+                                        c->resp_body.len, &p, end) ||
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                         (const unsigned char *)"no-store", 8, &p, end) ||
+            (c->resp_close &&
+             lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                          (const unsigned char *)"close", 5, &p, end)) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        c->resp = RS_BODY;
+        srv_want_write(c);
+        return 0;
+    }
+    if (c->resp != RS_BODY)
+        return 0; /* spurious WRITEABLE, or still waiting for a commit */
+    rtlog_buf *w = &s->wbuf;
+    size_t len = c->resp_body.len;
+    rtlog_buf_clear(w);
+    if (rtlog_buf_reserve(w, LWS_PRE + len) != RTLOG_OK)
+        return -1;
+    memcpy(w->p + LWS_PRE, c->resp_body.p, len);
+    int n = lws_write(wsi, (unsigned char *)w->p + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
+    c->resp = RS_NONE;
+    s->responses_pending--;
+    int close = c->resp_close;
+    http_reset(c);
+    if (n < (int)len || close)
+        return -1;
+    if (lws_http_transaction_completed(wsi))
+        return -1;
+    return 0;
+}
+
+/* ---- ingest -------------------------------------------------------------------------- */
+
+static void ingest_cb(void *ctx, rtlog_err rc, const rtlog_append_res *res,
+                      const rtlog_errinfo *ei)
+{
+    /* writer thread: record the result and hand the job back; nothing else */
+    struct job *j = ctx;
+    j->rc = rc;
+    if (res)
+        j->res = *res;
+    if (ei)
+        j->ei = *ei;
+    http_job_queue_done(j);
+}
+
+void http_job_done(struct srv *s, struct job *j)
+{
+    struct conn *c = j->conn;
+    s->jobs_inflight--;
+    if (c) {
+        c->job = NULL;
+        rtlog_buf b = {0};
+        char msg[320];
+        switch (j->rc) {
+        case RTLOG_OK:
+            s->m_events_accepted += j->nevents;
+            rtlog_buf_printf(&b, "{\"stream\":\"%s\",\"firstSeq\":%" PRIu64 ",\"lastSeq\":%" PRIu64
+                                 "}",
+                             j->stream, j->res.first_seq, j->res.last_seq);
+            LOG_INFO("conn=%" PRIu64 " appended stream=%s seq=%" PRIu64 "..%" PRIu64, c->id,
+                     j->stream, j->res.first_seq, j->res.last_seq);
+            http_respond(c, 201, b.p, b.len, 0);
+            break;
+        case RTLOG_E_CONFLICT:
+            s->m_ingest_rejected++;
+            snprintf(msg, sizeof msg, "expectedSeq does not match the stream's last seq %" PRIu64,
+                     j->res.last_seq);
+            if (rtlog_error_json(&b, RTLOG_E_CONFLICT, msg, 1, j->res.last_seq) == RTLOG_OK)
+                http_respond(c, 409, b.p, b.len, 0);
+            else
+                http_respond(c, 500, "{}", 2, 1);
+            break;
+        case RTLOG_E_SEALED:
+            s->m_ingest_rejected++;
+            http_respond_error(c, RTLOG_E_SEALED, "stream is sealed", 0);
+            break;
+        case RTLOG_E_INVAL:
+        case RTLOG_E_TOOBIG:
+            s->m_ingest_rejected++;
+            http_respond_error(c, j->rc, j->ei.text[0] ? j->ei.text : rtlog_strerror(j->rc), 0);
+            break;
+        case RTLOG_E_FULL:
+            s->m_ingest_rejected++;
+            LOG_ERR("conn=%" PRIu64 " append to %s failed: storage full", c->id, j->stream);
+            http_respond_error(c, RTLOG_E_FULL, "storage full: the event was not stored", 0);
+            break;
+        default:
+            s->m_ingest_rejected++;
+            LOG_ERR("conn=%" PRIu64 " append to %s failed: %s (%s)", c->id, j->stream,
+                    rtlog_strerror(j->rc), j->ei.text);
+            http_respond_error(c, j->rc, "internal error: the event was not stored", 0);
+            break;
+        }
+        rtlog_buf_free(&b);
+    }
+    rtlog_batch_free(&j->batch);
+    free(j);
+}
+
+static void defer_error(struct conn *c, rtlog_err code, const char *msg)
+{
+    if (c->deferred != RTLOG_OK)
+        return; /* the first problem found is the answer */
+    c->deferred = code;
+    snprintf(c->deferred_msg, sizeof c->deferred_msg, "%s", msg);
+}
+
+static int ingest_start(struct conn *c, const route *r)
+{
+    struct srv *s = c->srv;
+    struct lws *wsi = c->wsi;
+    char buf[8448];
+    int n;
+    c->kind = CK_INGEST;
+    c->ingest_active = 1;
+    s->m_ingest_requests++;
+
+    if (s->draining) {
+        s->m_ingest_rejected++;
+        http_respond_status(c, 503, RTLOG_E_AGAIN, "server is shutting down; retry", 1);
+        c->ingest_active = 0;
+        return 0;
+    }
+    /* Framing first: without a trustworthy length nothing else can be read safely. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        s->m_ingest_rejected++;
+        http_respond_status(c, 411, RTLOG_E_INVAL,
+                            "chunked request bodies are not supported: send Content-Length", 1);
+        c->ingest_active = 0;
+        return 0;
+    }
+    n = lws_hdr_copy(wsi, buf, 32, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    uint64_t cl;
+    if (n <= 0) {
+        s->m_ingest_rejected++;
+        http_respond_status(c, 411, RTLOG_E_INVAL, "Content-Length is required", 1);
+        c->ingest_active = 0;
+        return 0;
+    }
+    if (rtlog_seq_param_parse(buf, (size_t)n, &cl) != RTLOG_OK) {
+        s->m_ingest_rejected++;
+        http_respond_error(c, RTLOG_E_INVAL, "bad Content-Length", 1);
+        c->ingest_active = 0;
+        return 0;
+    }
+    c->content_length = cl;
+    if (cl > s->cfg.max_body_bytes) {
+        s->m_ingest_rejected++;
+        snprintf(buf, sizeof buf, "request body larger than %" PRIu64 " bytes",
+                 s->cfg.max_body_bytes);
+        http_respond_error(c, RTLOG_E_TOOBIG, buf, 1);
+        c->ingest_active = 0;
+        return 0;
+    }
+
+    /* 401, then 400 for the id, then 403: access before existence. */
+    rtlog_principal *pr = NULL;
+    n = lws_hdr_copy(wsi, buf, (int)sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION);
+    const char *tok;
+    size_t tok_len;
+    if (n <= 0 || rtlog_bearer_parse(buf, (size_t)n, &tok, &tok_len) != RTLOG_OK)
+        defer_error(c, RTLOG_E_UNAUTH, "missing or malformed Authorization: Bearer token");
+    else if (srv_auth_token(c, tok, tok_len, &pr) != RTLOG_OK)
+        defer_error(c, RTLOG_E_UNAUTH, "invalid or expired token");
+    memset(buf, 0, sizeof buf);
+    if (r->stream_err != RTLOG_OK)
+        defer_error(c, RTLOG_E_INVAL, r->stream_why);
+    else if (pr && !rtlog_principal_can(pr, 1, r->stream))
+        defer_error(c, RTLOG_E_FORBIDDEN, "no publish access to this stream");
+    if (pr)
+        LOG_DEBUG("conn=%" PRIu64 " ingest sub=%s stream=%s", c->id, pr->sub, r->stream);
+    rtlog_principal_free(pr);
+
+    size_t vl;
+    int a = srv_get_arg(wsi, "expectedSeq", buf, 64, &vl);
+    if (a < 0 || (a > 0 && rtlog_seq_param_parse(buf, vl, &c->expected) != RTLOG_OK))
+        defer_error(c, RTLOG_E_INVAL,
+                    "expectedSeq must be a decimal sequence number (0 .. 2^63-1)");
+    c->has_expected = a > 0;
+
+    n = lws_hdr_copy(wsi, buf, 256, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    c->ndjson = n >= 20 && strncasecmp(buf, "application/x-ndjson", 20) == 0 &&
+                (n == 20 || buf[20] == ';' || buf[20] == ' ');
+    snprintf(c->stream, sizeof c->stream, "%s", r->stream);
+    rtlog_kind kind = RTLOG_KIND_NONE;
+    if (r->stream_err == RTLOG_OK)
+        rtlog_stream_parse(c->stream, strlen(c->stream), &kind, NULL, NULL, NULL);
+    c->skind = kind;
+
+    if (c->deferred != RTLOG_OK) {
+        s->m_ingest_rejected++;
+        if (cl > DEFER_MAX_BODY || cl == 0) {
+            http_respond_error(c, c->deferred, c->deferred_msg, cl != 0);
+            c->ingest_active = 0;
+            return 0;
+        }
+        c->discard_body = 1;
+        return 0;
+    }
+    if (cl == 0)
+        return http_body_done(c);
+    return 0;
+}
+
+int http_body(struct conn *c, const void *in, size_t len)
+{
+    struct srv *s = c->srv;
+    if (!c->ingest_active || c->resp != RS_NONE)
+        return 0;
+    if (c->discard_body)
+        return 0;
+    if (c->body.len + len > c->content_length || c->body.len + len > s->cfg.max_body_bytes) {
+        s->m_ingest_rejected++;
+        http_respond_error(c, RTLOG_E_TOOBIG, "request body larger than announced", 1);
+        c->ingest_active = 0;
+        return 0;
+    }
+    if (rtlog_buf_append(&c->body, in, len) != RTLOG_OK) {
+        http_respond_error(c, RTLOG_E_NOMEM, "out of memory", 1);
+        c->ingest_active = 0;
+    }
+    return 0;
+}
+
+int http_body_done(struct conn *c)
+{
+    struct srv *s = c->srv;
+    if (!c->ingest_active || c->resp != RS_NONE)
+        return 0;
+    c->ingest_active = 0;
+    if (c->deferred != RTLOG_OK) {
+        http_respond_error(c, c->deferred, c->deferred_msg, 0);
+        return 0;
+    }
+    rtlog_parse_opts po = {
+        .family = rtlog_kind_family(c->skind),
+        .max_event_bytes = (size_t)s->cfg.max_event_bytes,
+        .ndjson = c->ndjson,
+    };
+    rtlog_batch batch = {0};
+    rtlog_errinfo ei = {0};
+    rtlog_err rc = rtlog_schema_parse(&po, c->body.p ? c->body.p : "", c->body.len, &batch, &ei);
+    rtlog_buf_free(&c->body);
+    if (rc != RTLOG_OK) {
+        s->m_ingest_rejected++;
+        LOG_INFO("conn=%" PRIu64 " ingest %s rejected: %s", c->id, c->stream, ei.text);
+        http_respond_error(c, rc, ei.text[0] ? ei.text : rtlog_strerror(rc), 0);
+        return 0;
+    }
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) {
+        rtlog_batch_free(&batch);
+        http_respond_error(c, RTLOG_E_NOMEM, "out of memory", 1);
+        return 0;
+    }
+    j->srv = s;
+    j->conn = c;
+    j->batch = batch;
+    j->nevents = batch.n;
+    snprintf(j->stream, sizeof j->stream, "%s", c->stream);
+    rtlog_append_req req = {
+        .stream = j->stream,
+        .recs = j->batch.recs,
+        .n = j->batch.n,
+        .expected_seq = c->expected,
+        .has_expected = c->has_expected,
+    };
+    rc = rtlog_store_append_async(s->store, &req, ingest_cb, j);
+    if (rc != RTLOG_OK) {
+        s->m_ingest_rejected++;
+        rtlog_batch_free(&j->batch);
+        free(j);
+        LOG_ERR("conn=%" PRIu64 " cannot queue append to %s: %s", c->id, c->stream,
+                rtlog_strerror(rc));
+        http_respond_error(c, rc, rc == RTLOG_E_INVAL ? "bad request" : "internal error", 0);
+        return 0;
+    }
+    s->jobs_inflight++;
+    c->job = j;
+    return 0;
+}
+
+/* ---- routing ------------------------------------------------------------------------- */
+
+static const char *method_of(struct lws *wsi)
+{
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
+        return "GET";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+        return "POST";
+    return "OTHER";
+}
+
+int http_request(struct conn *c, const char *path, size_t path_len)
+{
+    struct lws *wsi = c->wsi;
+    (void)path_len;
+    http_reset(c);
+    c->kind = CK_HTTP;
+    const char *method = method_of(wsi);
+    int is_get = !strcmp(method, "GET"), is_post = !strcmp(method, "POST");
+    route r;
+    rtlog_route_parse(path, strlen(path), &r);
+    /* The query string is not logged at all (it may hold token=); the path is escaped by
+     * the logger. */
+    LOG_DEBUG("conn=%" PRIu64 " %s /%s", c->id, method, path[0] == '/' ? path + 1 : path);
+
+    switch (r.kind) {
+    case ROUTE_METRICS:
+    case ROUTE_LIVE:
+    case ROUTE_READY:
+        if (!is_get)
+            break;
+        return srv_ops_request(c, r.kind);
+    case ROUTE_STREAM:
+        if (!is_get)
+            break;
+        return sse_start(c, &r);
+    case ROUTE_EVENTS:
+        if (!is_post)
+            break;
+        return ingest_start(c, &r);
+    case ROUTE_AGENT:
+        http_respond_error(c, RTLOG_E_NOTFOUND, "agent endpoints are not served by this build",
+                           !is_get);
+        return 0;
+    default:
+        http_respond_error(c, RTLOG_E_NOTFOUND, "no such endpoint", !is_get);
+        return 0;
+    }
+    http_respond_status(c, 405, RTLOG_E_INVAL, "method not allowed on this path", !is_get);
+    return 0;
+}

@@ -1,0 +1,127 @@
+/* rtlog_server.h - the streaming server: configuration and the serve loop.
+ *
+ * One process, one lws service thread for every socket (REST ingest, WebSocket, SSE,
+ * /metrics, /health) and the store's writer thread for commits. Configuration comes from
+ * one table of settings (config.c) that drives flags, RTLOG_* environment variables, an
+ * optional `key = value` file, validation, --help and --print-config.
+ *
+ * Decisions the contract leaves open (also in `rtlog serve --help`):
+ * - WebSocket upgrades are always accepted (except while draining); every refusal after
+ *   that (401/403/404/400/429) is an in-band {"type":"error",...} message followed by
+ *   close 4000 + status (1011 for internal_error), so browsers can see why (they never see
+ *   the HTTP status of a refused upgrade). An unknown path gets not_found + 4404.
+ * - Heartbeats are JSON ({"type":"heartbeat","timestamp":...}; SSE `: heartbeat`); the
+ *   server sends no RFC 6455 pings. A {"type":"pong"} message or an RFC 6455 pong frame
+ *   (solicited or not, with or without payload) answers. A WebSocket that answers nothing
+ *   for heartbeat + pong-timeout (whole seconds, rounded up) since its last answer (or
+ *   its upgrade) is dropped without a close frame (clients see 1006): the peer is not
+ *   listening, so nothing is sent to it. This uses lws' validity timer, the only place
+ *   lws 4.1.6 reports empty pong frames.
+ * - Before authentication a WebSocket gets no frames at all (not even heartbeats); only
+ *   an auth message counts (pongs do not extend the deadline).
+ * - `origins` empty = no Origin restriction (browsers carry no ambient credentials here:
+ *   tokens are bearer tokens); non-empty = a request carrying an Origin header must match
+ *   one entry exactly, else 403 forbidden. Requests without Origin always pass.
+ * - Cursor (Last-Event-ID, lastEventId): OWS trimmed, empty = absent, plain decimal in
+ *   [0, 2^63-1] (leading zeros allowed), anything else 400 bad_request (WS: close 4400).
+ *   The SSE header wins over the query parameter.
+ * - Dashboard without a cursor starts at its latest metric_update and delivers everything
+ *   after it (alerts included), then live events; with no metric_update, live only.
+ * Source: CONTRACT.md (all but "Agents"), DESIGN.md "Threads".
+ */
+#ifndef RTLOG_SERVER_H
+#define RTLOG_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rtlog_err.h"
+
+/* Where a setting's effective value came from (for --print-config). */
+typedef enum rtlog_cfg_source {
+    RTLOG_CFG_DEFAULT = 0,
+    RTLOG_CFG_FILE,
+    RTLOG_CFG_ENV,
+    RTLOG_CFG_FLAG,
+} rtlog_cfg_source;
+
+#define RTLOG_CFG_STR_MAX 1024 /* bytes of a string setting, NUL included */
+
+/* Effective configuration. Durations are milliseconds, sizes bytes. Plain data. */
+typedef struct rtlog_server_config {
+    char listen[RTLOG_CFG_STR_MAX];     /* "HOST:PORT" ("[::1]:8080" for IPv6); port 0 = any */
+    char data[RTLOG_CFG_STR_MAX];       /* data directory */
+    char jwt_alg[RTLOG_CFG_STR_MAX];    /* "HS256" | "RS256" | "ES256" */
+    char jwt_key[RTLOG_CFG_STR_MAX];    /* key file; "" = the data directory's HS256 secret */
+    char jwt_iss[RTLOG_CFG_STR_MAX];    /* "" = iss not required */
+    char jwt_aud[RTLOG_CFG_STR_MAX];    /* "" = aud not required */
+    uint64_t jwt_leeway_ms;
+    uint64_t heartbeat_ms;
+    uint64_t pong_timeout_ms;
+    uint64_t auth_timeout_ms;
+    uint64_t stall_timeout_ms;
+    uint64_t drain_timeout_ms;
+    uint64_t max_event_bytes;
+    uint64_t max_body_bytes;
+    uint64_t max_ws_message;
+    uint64_t max_preauth_bytes;
+    uint64_t max_connections;
+    uint64_t max_connections_per_subject;
+    char origins[RTLOG_CFG_STR_MAX];    /* comma-separated allowlist; "" = no restriction */
+    uint64_t map_bytes;                 /* initial LMDB map; 0 = store default */
+    uint64_t map_max_bytes;             /* LMDB map ceiling; 0 = only the disk */
+    uint64_t sse_retry_ms;
+    uint64_t sse_write_bytes;           /* bytes of SSE frames per socket write */
+    uint64_t fd_limit;                  /* lws fd table size */
+    uint64_t nosync;                    /* 1 = no fsync (tests/benchmarks only) */
+    char log_level[RTLOG_CFG_STR_MAX];  /* "error" | "warn" | "info" | "debug" */
+    char config_file[RTLOG_CFG_STR_MAX]; /* the --config FILE in effect ("" = none) */
+    rtlog_cfg_source source[32];        /* per setting, in table order */
+} rtlog_server_config;
+
+/* What rtlog_config_load() asks the caller to do. */
+typedef enum rtlog_cfg_action {
+    RTLOG_CFG_RUN = 0,   /* serve */
+    RTLOG_CFG_HELP,      /* --help was given: print rtlog_config_help() and exit 0 */
+    RTLOG_CFG_PRINT,     /* --print-config: print rtlog_config_print() and exit 0 */
+} rtlog_cfg_action;
+
+/**
+ * rtlog_config_load() - build the effective configuration.
+ * Precedence: flag > environment (RTLOG_<NAME>, dashes as underscores) > config file
+ * (--config FILE or RTLOG_CONFIG; lines `key = value`, `#` comments) > default.
+ * @argc/@argv: the arguments after "serve" (argv[0] is "serve"); borrowed.
+ * @envp:   environment lookup (NULL = getenv); lets tests pass their own.
+ * @cfg:    out, fully filled on success.
+ * @action: out, see rtlog_cfg_action.
+ * Errors:  RTLOG_E_INVAL (unknown flag or key, missing value, bad number or unit, out of
+ *          range, unreadable config file: @ei->text names the setting, its source and, for
+ *          files, the line).
+ */
+rtlog_err rtlog_config_load(int argc, char **argv, const char *(*envp)(const char *name),
+                            rtlog_server_config *cfg, rtlog_cfg_action *action,
+                            rtlog_errinfo *ei);
+
+/* Print the settings table (name, env var, default, range, help) to @f. */
+void rtlog_config_help(FILE *f);
+
+/* Print every effective value and where it came from to @f. */
+void rtlog_config_print(const rtlog_server_config *cfg, FILE *f);
+
+/**
+ * rtlog_listen_parse() - split "HOST:PORT" / "[V6]:PORT" into @host (NUL-terminated,
+ * brackets removed) and @port (0..65535). Errors: RTLOG_E_INVAL.
+ */
+rtlog_err rtlog_listen_parse(const char *s, char *host, size_t host_cap, int *port);
+
+/**
+ * rtlog_server_run() - open the store and auth, listen, serve until SIGTERM/SIGINT, drain
+ * (stop accepting, WS close 1001, end SSE, answer queued appends), then return.
+ * Prints "rtlog: listening on http://HOST:PORT (data DIR)" to stdout once listening.
+ * Returns 0 after a clean drain, 1 on a startup failure (logged to stderr).
+ * Context: the calling thread becomes the lws service thread.
+ */
+int rtlog_server_run(const rtlog_server_config *cfg);
+
+#endif

@@ -1,0 +1,1025 @@
+/* server.c - the process: lws context, the one service thread, the writer-thread queues,
+ * the housekeeping tick, connection accounting, /metrics and /health, and the drain.
+ *
+ * Threads (DESIGN.md "Threads"): this thread runs lws and does everything network. The
+ * store's writer thread commits; its completion callback and commit hook only push onto
+ * a mutex-protected queue and call lws_cancel_service() (the one lws call allowed off the
+ * service thread). LWS_CALLBACK_EVENT_WAIT_CANCELLED drains both queues here: finished
+ * appends become 201s (or errors), commit notes go to the replay engine, which wakes the
+ * subscribers that now have work. The service thread never waits for an fsync.
+ * One housekeeping tick walks the stream connections for heartbeats, pong, auth, token
+ * expiry and stall deadlines, so no per-connection timer can outlive its connection.
+ */
+#define RTLOG_LOG_TAG "server"
+#include "server_int.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static struct srv *g_srv;           /* for the signal handler and lws callbacks */
+static lws_retry_bo_t retry_policy; /* must outlive the context */
+
+uint64_t srv_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Ask lws for a WRITEABLE callback and start the stall clock if it is not running: the
+ * clock stops at the next WRITEABLE, which lws only delivers once earlier bytes left. */
+void srv_want_write(struct conn *c)
+{
+    if (!c->wsi)
+        return;
+    if (!c->blocked_since_ms)
+        c->blocked_since_ms = srv_now_ms();
+    lws_callback_on_writable(c->wsi);
+}
+
+/* ---- connection accounting ---------------------------------------------------------- */
+
+void srv_list_add(struct conn *c)
+{
+    struct srv *s = c->srv;
+    if (c->listed)
+        return;
+    c->prev = NULL;
+    c->next = s->streams;
+    if (s->streams)
+        s->streams->prev = c;
+    s->streams = c;
+    c->listed = 1;
+}
+
+static unsigned subj_hash(const char *sub)
+{
+    unsigned h = 2166136261u;
+    for (; *sub; sub++)
+        h = (h ^ (unsigned char)*sub) * 16777619u;
+    return h % SUBJ_BUCKETS;
+}
+
+/* Count @c under its principal's subject. Returns 0, or -1 when the subject is at its
+ * limit (the caller answers 429). */
+int srv_subject_acquire(struct conn *c)
+{
+    struct srv *s = c->srv;
+    if (c->subject || !c->pr)
+        return 0;
+    unsigned h = subj_hash(c->pr->sub);
+    struct subj *e = s->subjects[h];
+    while (e && strcmp(e->sub, c->pr->sub) != 0)
+        e = e->next;
+    if (e && e->count >= s->cfg.max_connections_per_subject)
+        return -1;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e)
+            return -1;
+        snprintf(e->sub, sizeof e->sub, "%s", c->pr->sub);
+        e->next = s->subjects[h];
+        s->subjects[h] = e;
+    }
+    e->count++;
+    c->subject = e;
+    return 0;
+}
+
+static void subject_release(struct conn *c)
+{
+    struct srv *s = c->srv;
+    struct subj *e = c->subject;
+    if (!e)
+        return;
+    c->subject = NULL;
+    if (--e->count)
+        return;
+    struct subj **pp = &s->subjects[subj_hash(e->sub)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    free(e);
+}
+
+/* Free everything a connection holds. Idempotent: lws may report both CLOSED_HTTP and
+ * HTTP_DROP_PROTOCOL for one socket. */
+void srv_conn_release(struct conn *c)
+{
+    struct srv *s = c->srv;
+    if (!s)
+        return;
+    if (c->listed) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            s->streams = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        c->listed = 0;
+        c->prev = c->next = NULL;
+    }
+    if (c->counted_total) {
+        if (c->kind == CK_SSE)
+            s->n_sse--;
+        else if (c->kind == CK_WS)
+            s->n_ws--;
+        c->counted_total = 0;
+    }
+    subject_release(c);
+    if (c->sub) {
+        rtlog_replay_close(c->sub);
+        c->sub = NULL;
+    }
+    rtlog_principal_free(c->pr);
+    c->pr = NULL;
+    if (c->job) {
+        c->job->conn = NULL; /* the append finishes; its answer has nowhere to go */
+        c->job = NULL;
+    }
+    if (c->resp != RS_NONE) {
+        s->responses_pending--;
+        c->resp = RS_NONE;
+    }
+    rtlog_buf_free(&c->resp_body);
+    rtlog_buf_free(&c->body);
+    rtlog_buf_free(&c->rx);
+    c->wsi = NULL;
+}
+
+/* ---- shared checks for SSE and WS --------------------------------------------------- */
+
+int srv_origin_ok(struct conn *c)
+{
+    char origin[512];
+    int n = lws_hdr_copy(c->wsi, origin, (int)sizeof origin, WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return lws_hdr_total_length(c->wsi, WSI_TOKEN_ORIGIN) > 0
+                   ? rtlog_origin_allowed(c->srv->cfg.origins, "", 0) /* too long */
+                   : 1;
+    return rtlog_origin_allowed(c->srv->cfg.origins, origin, (size_t)n);
+}
+
+/* Read query parameter @name (without '='), URL-decoded by lws. Returns 1 and the value
+ * when present, 0 when absent, -1 when present but longer than @cap - 1. */
+int srv_get_arg(struct lws *wsi, const char *name, char *buf, size_t cap, size_t *len)
+{
+    size_t nl = strlen(name);
+    char frag[16384];
+    for (int i = 0;; i++) {
+        int fl = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (fl <= 0)
+            return 0;
+        if ((size_t)fl < nl + 1)
+            continue;
+        if ((size_t)fl >= sizeof frag) {
+            /* too long to hold, but check whether it is ours */
+            char head[64];
+            if (nl + 1 >= sizeof head)
+                continue;
+            int hl = lws_hdr_copy_fragment(wsi, head, (int)sizeof head, WSI_TOKEN_HTTP_URI_ARGS, i);
+            if (hl > (int)nl && !memcmp(head, name, nl) && head[nl] == '=')
+                return -1;
+            continue;
+        }
+        int n = lws_hdr_copy_fragment(wsi, frag, (int)sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < (int)nl + 1 || memcmp(frag, name, nl) != 0 || frag[nl] != '=')
+            continue;
+        size_t vl = (size_t)n - nl - 1;
+        if (vl + 1 > cap)
+            return -1;
+        memcpy(buf, frag + nl + 1, vl);
+        buf[vl] = '\0';
+        if (len)
+            *len = vl;
+        return 1;
+    }
+}
+
+/* Read the subscription parameters shared by SSE and WS: the cursor (Last-Event-ID header
+ * for SSE wins over ?lastEventId=; both must be well-formed), ?nodeId=, ?types=, ?follow=.
+ * Must run while lws still holds the request headers. */
+rtlog_err srv_stream_params(struct conn *c, int sse, char *why, size_t cap)
+{
+    struct lws *wsi = c->wsi;
+    char buf[8448];
+    size_t n;
+    int present = 0, a;
+    uint64_t v = 0;
+
+    c->follow = 1;
+    c->has_cursor = 0;
+    a = srv_get_arg(wsi, "lastEventId", buf, sizeof buf, &n);
+    if (a < 0 || (a > 0 && rtlog_cursor_parse(buf, n, &present, &v) != RTLOG_OK)) {
+        snprintf(why, cap, "lastEventId must be a decimal sequence number (0 .. 2^63-1)");
+        return RTLOG_E_CURSOR;
+    }
+    if (present) {
+        c->has_cursor = 1;
+        c->cursor = v;
+    }
+    if (sse) {
+        int hl = lws_hdr_custom_length(wsi, "last-event-id:", 14);
+        if (hl >= (int)sizeof buf) {
+            snprintf(why, cap, "Last-Event-ID must be a decimal sequence number (0 .. 2^63-1)");
+            return RTLOG_E_CURSOR;
+        }
+        if (hl > 0) {
+            int got = lws_hdr_custom_copy(wsi, buf, (int)sizeof buf, "last-event-id:", 14);
+            if (got < 0 || rtlog_cursor_parse(buf, (size_t)got, &present, &v) != RTLOG_OK) {
+                snprintf(why, cap,
+                         "Last-Event-ID must be a decimal sequence number (0 .. 2^63-1)");
+                return RTLOG_E_CURSOR;
+            }
+            if (present) { /* the header wins: a browser reconnects with the old URL */
+                c->has_cursor = 1;
+                c->cursor = v;
+            }
+        }
+    }
+    a = srv_get_arg(wsi, "nodeId", c->node_id, sizeof c->node_id, &n);
+    if (a < 0) {
+        snprintf(why, cap, "nodeId is longer than %d bytes", RTLOG_ID_MAX);
+        return RTLOG_E_INVAL;
+    }
+    if (a == 0)
+        c->node_id[0] = '\0';
+    a = srv_get_arg(wsi, "types", c->types, sizeof c->types, &n);
+    if (a < 0) {
+        snprintf(why, cap, "types is too long");
+        return RTLOG_E_INVAL;
+    }
+    if (a == 0)
+        c->types[0] = '\0';
+    else {
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)c->types[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == ',' ||
+                  (ch >= '0' && ch <= '9'))) {
+                snprintf(why, cap, "types must be a comma-separated list of event types");
+                return RTLOG_E_INVAL;
+            }
+        }
+        if (n && (c->types[0] == ',' || c->types[n - 1] == ',' || strstr(c->types, ",,"))) {
+            snprintf(why, cap, "types must be a comma-separated list of event types");
+            return RTLOG_E_INVAL;
+        }
+    }
+    a = srv_get_arg(wsi, "follow", buf, 16, &n);
+    if (a < 0 || (a > 0 && rtlog_bool_param_parse(buf, n, &c->follow) != RTLOG_OK)) {
+        snprintf(why, cap, "follow must be true or false");
+        return RTLOG_E_INVAL;
+    }
+    return RTLOG_OK;
+}
+
+rtlog_err srv_auth_token(struct conn *c, const char *tok, size_t len, rtlog_principal **out)
+{
+    rtlog_errinfo ei = {0};
+    rtlog_err rc = rtlog_auth_verify(c->srv->auth, tok, len, (int64_t)time(NULL), out, &ei);
+    if (rc != RTLOG_OK)
+        LOG_INFO("conn=%" PRIu64 " token rejected: %s", c->id, ei.text);
+    return rc;
+}
+
+/* Start delivering c->stream to an authenticated connection: access, per-subject limit,
+ * then existence (access before existence: CONTRACT "Authentication"). */
+rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap)
+{
+    struct srv *s = c->srv;
+    if (!rtlog_principal_can(c->pr, 0, c->stream)) {
+        snprintf(why, why_cap, "no access to this stream");
+        return RTLOG_E_FORBIDDEN;
+    }
+    if (srv_subject_acquire(c)) {
+        s->m_rate_limited++;
+        snprintf(why, why_cap, "too many connections for this subject");
+        return RTLOG_E_LIMIT;
+    }
+    rtlog_replay_req req = {
+        .stream = c->stream,
+        .has_cursor = c->has_cursor,
+        .cursor = c->cursor,
+        .node_id = c->node_id,
+        .types = c->types,
+        .follow = c->follow,
+        .fmt = c->kind == CK_WS ? RTLOG_REPLAY_WS : RTLOG_REPLAY_SSE,
+        .user = c,
+    };
+    rtlog_errinfo ei = {0};
+    rtlog_err rc = rtlog_replay_open(s->replay, &req, &c->sub, &ei);
+    if (rc != RTLOG_OK) {
+        subject_release(c);
+        if (rc == RTLOG_E_NOTFOUND)
+            snprintf(why, why_cap, "stream not found");
+        else if (rc == RTLOG_E_INVAL)
+            snprintf(why, why_cap, "%s", ei.text[0] ? ei.text : "bad request");
+        else {
+            LOG_ERR("conn=%" PRIu64 " open %s: %s", c->id, c->stream, ei.text);
+            snprintf(why, why_cap, "internal error");
+        }
+        return rc;
+    }
+    c->exp_deadline_s = c->pr->exp + (int64_t)(s->cfg.jwt_leeway_ms / 1000);
+    c->next_hb_ms = srv_now_ms() + s->cfg.heartbeat_ms;
+    LOG_INFO("conn=%" PRIu64 " %s stream=%s sub=%s cursor=%s%" PRIu64 " follow=%d",
+             c->id, c->kind == CK_WS ? "ws" : "sse", c->stream, c->pr->sub,
+             c->has_cursor ? "" : "none/", c->cursor, c->follow);
+    return RTLOG_OK;
+}
+
+/* ---- writer thread -> lws thread ----------------------------------------------------- */
+
+static void on_commit(void *ctx, const rtlog_commit_note *notes, size_t n)
+{
+    struct srv *s = ctx;
+    struct note *head = NULL, **tail = &head;
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(notes[i].stream);
+        struct note *e = malloc(sizeof *e + nl + 1);
+        if (!e)
+            continue; /* a lost note only delays wakes until the next commit or fill */
+        e->next = NULL;
+        e->last_seq = notes[i].last_seq;
+        e->sealed = notes[i].sealed;
+        memcpy(e->stream, notes[i].stream, nl + 1);
+        *tail = e;
+        tail = &e->next;
+    }
+    if (!head)
+        return;
+    pthread_mutex_lock(&s->qlock);
+    if (s->notes_tail)
+        s->notes_tail->next = head;
+    else
+        s->notes_head = head;
+    s->notes_tail = (struct note *)((char *)tail - offsetof(struct note, next));
+    pthread_mutex_unlock(&s->qlock);
+    lws_cancel_service(s->ctx);
+}
+
+void http_job_queue_done(struct job *j)
+{
+    struct srv *s = j->srv;
+    j->next = NULL;
+    pthread_mutex_lock(&s->qlock);
+    if (s->done_tail)
+        s->done_tail->next = j;
+    else
+        s->done_head = j;
+    s->done_tail = j;
+    pthread_mutex_unlock(&s->qlock);
+    lws_cancel_service(s->ctx);
+}
+
+static void drain_queues(struct srv *s)
+{
+    if (s->final)
+        return; /* lws_context_destroy() is running: leftovers are freed afterwards */
+    pthread_mutex_lock(&s->qlock);
+    struct job *jobs = s->done_head;
+    struct note *notes = s->notes_head;
+    s->done_head = s->done_tail = NULL;
+    s->notes_head = s->notes_tail = NULL;
+    pthread_mutex_unlock(&s->qlock);
+
+    while (jobs) {
+        struct job *nx = jobs->next;
+        http_job_done(s, jobs);
+        jobs = nx;
+    }
+    while (notes) {
+        struct note *nx = notes->next;
+        rtlog_replay_notify(s->replay, notes->stream, notes->last_seq, notes->sealed);
+        free(notes);
+        notes = nx;
+    }
+}
+
+static void replay_wake(void *ctx, rtlog_replay_sub *sub, void *user)
+{
+    (void)ctx;
+    (void)sub;
+    srv_want_write(user);
+}
+
+/* ---- the housekeeping tick ----------------------------------------------------------- */
+
+static uint64_t tick_interval_ms(const rtlog_server_config *cfg)
+{
+    uint64_t m = cfg->heartbeat_ms;
+    if (cfg->pong_timeout_ms < m)
+        m = cfg->pong_timeout_ms;
+    if (cfg->auth_timeout_ms < m)
+        m = cfg->auth_timeout_ms;
+    if (cfg->stall_timeout_ms < m)
+        m = cfg->stall_timeout_ms;
+    m /= 4;
+    return m < 25 ? 25 : m > 1000 ? 1000 : m;
+}
+
+/* lws does not watch an SSE response socket for the client going away (it only learns
+ * on a failed write, a heartbeat or two later), so the tick peeks: EOF or an error means
+ * the client left and its connection slot and subscription are released now. */
+static int sse_peer_gone(struct conn *c)
+{
+    int fd = (int)lws_get_socket_fd(c->wsi);
+    char b;
+    if (fd < 0)
+        return 1;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return 1;
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+static void conn_tick(struct conn *c, uint64_t now, int64_t wall)
+{
+    struct srv *s = c->srv;
+    if (c->kind == CK_SSE && sse_peer_gone(c)) {
+        LOG_DEBUG("conn=%" PRIu64 " sse client went away", c->id);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (c->blocked_since_ms && now - c->blocked_since_ms >= s->cfg.stall_timeout_ms) {
+        /* The peer took no bytes for stall-timeout: nothing can be said to it any more. */
+        s->m_stalled++;
+        LOG_INFO("conn=%" PRIu64 " closed: stalled (no bytes accepted for %" PRIu64 " ms)",
+                 c->id, now - c->blocked_since_ms);
+        c->blocked_since_ms = 0;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (c->kind == CK_WS && !c->authed) {
+        if (c->auth_deadline_ms && now >= c->auth_deadline_ms && !c->err_pending &&
+            !c->close_code) {
+            s->m_auth_timeouts++;
+            c->auth_deadline_ms = 0;
+            ws_fail(c, RTLOG_E_UNAUTH, "authentication timeout");
+        }
+        return;
+    }
+    if (!c->sub || c->sse_closing || c->close_code || c->err_pending || c->sse_err[0])
+        return;
+    if (c->exp_deadline_s && wall >= c->exp_deadline_s) {
+        s->m_expired++;
+        LOG_INFO("conn=%" PRIu64 " token expired", c->id);
+        if (c->kind == CK_WS) {
+            ws_fail(c, RTLOG_E_UNAUTH, "token expired");
+        } else {
+            rtlog_buf b = {0};
+            if (rtlog_error_json(&b, RTLOG_E_UNAUTH, "token expired", 0, 0) == RTLOG_OK &&
+                b.len < sizeof c->sse_err) {
+                memcpy(c->sse_err, b.p, b.len);
+                c->sse_err[b.len] = '\0';
+            } else {
+                c->sse_closing = 1;
+            }
+            rtlog_buf_free(&b);
+            srv_want_write(c);
+        }
+        return;
+    }
+    if (now >= c->next_hb_ms) {
+        c->next_hb_ms = now + s->cfg.heartbeat_ms;
+        c->hb_pending = 1;
+        if (c->kind == CK_WS && !c->hb_unanswered_ms)
+            c->hb_unanswered_ms = now;
+        srv_want_write(c);
+    }
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct srv *s = g_srv;
+    (void)sul;
+    uint64_t now = srv_now_ms();
+    int64_t wall = (int64_t)time(NULL);
+    struct conn *c = s->streams;
+    while (c) {
+        struct conn *nx = c->next;
+        conn_tick(c, now, wall);
+        c = nx;
+    }
+    lws_sul_schedule(s->ctx, 0, s->tick_sul, tick_cb,
+                     (lws_usec_t)tick_interval_ms(&s->cfg) * LWS_US_PER_MS);
+}
+
+/* ---- /metrics and /health ------------------------------------------------------------ */
+
+static void metrics_text(struct srv *s, rtlog_buf *b)
+{
+    rtlog_store_stats ss;
+    rtlog_replay_stats rs;
+    rtlog_auth_stats as;
+    rtlog_store_get_stats(s->store, &ss);
+    rtlog_replay_get_stats(s->replay, &rs);
+    rtlog_auth_get_stats(s->auth, &as);
+#define G(name, help, fmt, ...)                                                                  \
+    rtlog_buf_printf(b, "# HELP " name " " help "\n# TYPE " name " gauge\n" fmt "\n", __VA_ARGS__)
+#define C(name, help, v)                                                                         \
+    rtlog_buf_printf(b, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %" PRIu64 "\n", \
+                     (uint64_t)(v))
+    rtlog_buf_printf(b,
+                     "# HELP rtlog_connections Open connections by transport.\n"
+                     "# TYPE rtlog_connections gauge\n"
+                     "rtlog_connections{transport=\"sse\"} %" PRIu64 "\n"
+                     "rtlog_connections{transport=\"ws\"} %" PRIu64 "\n"
+                     "rtlog_connections{transport=\"http\"} %" PRIu64 "\n",
+                     s->n_sse, s->n_ws, s->n_http);
+    G("rtlog_subscribers", "Open stream subscriptions.", "rtlog_subscribers %" PRIu64,
+      rs.subscribers);
+    G("rtlog_replay_streams", "Streams with at least one subscriber.",
+      "rtlog_replay_streams %" PRIu64, rs.streams);
+    G("rtlog_replay_ring_frames", "Rendered frames held in stream rings.",
+      "rtlog_replay_ring_frames %" PRIu64, rs.ring_frames);
+    G("rtlog_replay_ring_bytes", "Bytes of rendered frames held in stream rings.",
+      "rtlog_replay_ring_bytes %" PRIu64, rs.ring_bytes);
+    C("rtlog_events_appended_total", "Events committed durably.", ss.events);
+    C("rtlog_commits_total", "Durable write transactions.", ss.commits);
+    C("rtlog_append_batches_total", "Append requests committed.", ss.batches);
+    C("rtlog_failed_commits_total", "Write transactions that failed.", ss.failed_commits);
+    G("rtlog_storage_full", "1 while the last commit failed for lack of space.",
+      "rtlog_storage_full %d", ss.full);
+    G("rtlog_storage_map_bytes", "Current LMDB map size.", "rtlog_storage_map_bytes %" PRIu64,
+      ss.map_bytes);
+    C("rtlog_events_delivered_total", "Event frames handed to subscribers.",
+      rs.frames_delivered);
+    C("rtlog_replay_frames_rendered_total", "Events rendered to JSON for delivery.",
+      rs.frames_rendered);
+    C("rtlog_replay_ring_hits_total", "Frames served from a stream ring.", rs.ring_hits);
+    C("rtlog_replay_ring_misses_total", "Store reads made for subscribers.", rs.ring_misses);
+    C("rtlog_replay_resets_total", "Reset messages sent for unusable cursors.", rs.resets);
+    C("rtlog_ingest_requests_total", "Ingest requests received.", s->m_ingest_requests);
+    C("rtlog_ingest_rejected_total", "Ingest requests answered with an error.",
+      s->m_ingest_rejected);
+    C("rtlog_auth_rejected_total", "Tokens refused.", as.rejected);
+    C("rtlog_auth_cache_hits_total", "Tokens verified from the cache.", as.cache_hits);
+    C("rtlog_stream_refused_total", "Stream requests refused before streaming.",
+      s->m_stream_refused);
+    C("rtlog_rate_limited_total", "Connections refused by a connection limit.",
+      s->m_rate_limited);
+    C("rtlog_auth_timeouts_total", "WebSockets closed for not authenticating in time.",
+      s->m_auth_timeouts);
+    C("rtlog_ws_dropped_total",
+      "WebSockets dropped without a close handshake (no pong, or connection lost).",
+      s->m_pong_timeouts);
+    C("rtlog_stalled_closed_total", "Stream sockets closed for accepting no bytes.",
+      s->m_stalled);
+    C("rtlog_token_expired_total", "Streams ended because their token expired.",
+      s->m_expired);
+    C("rtlog_ws_messages_received_total", "WebSocket messages received.",
+      s->m_ws_messages_in);
+    G("rtlog_draining", "1 while the server drains for shutdown.", "rtlog_draining %d",
+      s->draining);
+#undef G
+#undef C
+}
+
+/* Answer GET /metrics, /health/live, /health/ready. */
+int srv_ops_request(struct conn *c, route_kind rk)
+{
+    struct srv *s = c->srv;
+    rtlog_buf b = {0};
+    int status = 200;
+    if (rk == ROUTE_METRICS) {
+        metrics_text(s, &b);
+        /* text/plain; version=0.0.4 is the Prometheus text exposition format */
+        http_respond_type(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len, 0);
+        rtlog_buf_free(&b);
+        return 0;
+    }
+    if (rk == ROUTE_READY) {
+        rtlog_store_stats ss;
+        rtlog_store_get_stats(s->store, &ss);
+        const char *why = s->draining ? "draining" : ss.full ? "storage full" : NULL;
+        if (why) {
+            status = 503;
+            rtlog_buf_printf(&b, "{\"status\":\"unavailable\",\"reason\":\"%s\"}", why);
+        } else {
+            rtlog_buf_puts(&b, "{\"status\":\"ready\"}");
+        }
+    } else {
+        rtlog_buf_puts(&b, "{\"status\":\"live\"}");
+    }
+    http_respond(c, status, b.p, b.len, 0);
+    rtlog_buf_free(&b);
+    return 0;
+}
+
+/* ---- the lws callback ---------------------------------------------------------------- */
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct conn *c = user;
+    struct srv *s = g_srv;
+
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        drain_queues(s);
+        return 0;
+
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* stop accepting while draining (listen socket stays, new sockets are dropped) */
+        return s->draining ? 1 : 0;
+
+    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+        if (c && !c->initialised) {
+            memset(c, 0, sizeof *c);
+            c->srv = s;
+            c->wsi = wsi;
+            c->id = ++s->next_conn_id;
+            c->initialised = 1;
+            s->n_http++;
+        }
+        break;
+
+    case LWS_CALLBACK_HTTP:
+        if (!c)
+            return -1;
+        if (!c->initialised) {
+            memset(c, 0, sizeof *c);
+            c->srv = s;
+            c->id = ++s->next_conn_id;
+            c->initialised = 1;
+            s->n_http++;
+        }
+        c->wsi = wsi;
+        return http_request(c, in, len);
+
+    case LWS_CALLBACK_HTTP_BODY:
+        return c ? http_body(c, in, len) : -1;
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return c ? http_body_done(c) : -1;
+
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!c || !c->initialised)
+            return 0;
+        c->blocked_since_ms = 0;
+        if (c->kind == CK_SSE)
+            return sse_writeable(c);
+        return http_writeable(c);
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (c && c->initialised && c->kind != CK_WS) {
+            srv_conn_release(c);
+            c->initialised = 0;
+            c->srv = s; /* keep for idempotent release */
+            if (s->n_http)
+                s->n_http--;
+        }
+        break;
+
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ws_filter(s, wsi);
+
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!c)
+            return -1;
+        if (c->initialised) {
+            /* the HTTP phase of this socket is over; it is a WebSocket from now on */
+            srv_conn_release(c);
+            if (s->n_http)
+                s->n_http--;
+        }
+        memset(c, 0, sizeof *c);
+        c->srv = s;
+        c->wsi = wsi;
+        c->id = ++s->next_conn_id;
+        c->initialised = 1;
+        c->kind = CK_WS;
+        return ws_established(c);
+
+    case LWS_CALLBACK_RECEIVE:
+        return c && c->initialised ? ws_receive(c, in, len) : -1;
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c && c->initialised)
+            c->peer_closed = 1;
+        return 0;
+
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c && c->initialised)
+            ws_pong(c);
+        return 0;
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!c || !c->initialised)
+            return 0;
+        c->blocked_since_ms = 0;
+        return ws_writeable(c);
+
+    case LWS_CALLBACK_CLOSED:
+        if (c && c->initialised) {
+            /* closed neither by us nor by a close frame from the peer: dropped (lws'
+             * validity timer for a peer that answers no heartbeat, or a network error) */
+            if (!c->close_code && !c->peer_closed) {
+                s->m_pong_timeouts++;
+                LOG_INFO("conn=%" PRIu64 " dropped (no pong or connection lost)", c->id);
+            }
+            srv_conn_release(c);
+            c->initialised = 0;
+        }
+        return 0;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"rtlog", callback, sizeof(struct conn), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- lws logging --------------------------------------------------------------------- */
+
+static void lws_emit(int level, const char *line)
+{
+    /* Debian's lws logs this at ERR for every SSE request on h1: noise, not an error. */
+    if (strstr(line, "not h2 substream"))
+        return;
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    int lv = (level & LLL_ERR) ? RTLOG_LOG_WARN : RTLOG_LOG_DEBUG;
+    rtlog_log(lv, "lws", "%.*s", (int)n, line);
+}
+
+/* ---- startup, loop, drain ------------------------------------------------------------ */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_srv) {
+        g_srv->stop = 1;
+        if (g_srv->ctx)
+            lws_cancel_service(g_srv->ctx); /* an eventfd write: async-signal-safe */
+    }
+}
+
+static rtlog_err load_key(struct srv *s, uint8_t **key, size_t *key_len, rtlog_jwt_alg *alg)
+{
+    rtlog_errinfo ei = {0};
+    rtlog_err rc;
+    *alg = rtlog_jwt_alg_parse(s->cfg.jwt_alg);
+    if (s->cfg.jwt_key[0]) {
+        rc = rtlog_auth_key_load(s->cfg.jwt_key, *alg, key, key_len, &ei);
+        if (rc != RTLOG_OK)
+            LOG_ERR("cannot load --jwt-key: %s", ei.text);
+        return rc;
+    }
+    if (*alg != RTLOG_JWT_HS256) {
+        LOG_ERR("--jwt-alg %s needs --jwt-key FILE (a public key PEM)", s->cfg.jwt_alg);
+        return RTLOG_E_INVAL;
+    }
+    int created = 0;
+    rc = rtlog_auth_secret_load_or_create(s->cfg.data, key, key_len, &created, &ei);
+    if (rc != RTLOG_OK) {
+        LOG_ERR("cannot use the data directory's secret: %s", ei.text);
+        return rc;
+    }
+    printf("rtlog: no --jwt-key given: HS256 tokens are verified with the secret in "
+           "%s/jwt-secret%s\n"
+           "rtlog: mint a token with: rtlog token --data %s --subscribe '*' --publish '*'\n",
+           s->cfg.data, created ? " (created now)" : "", s->cfg.data);
+    fflush(stdout);
+    return RTLOG_OK;
+}
+
+static int open_all(struct srv *s)
+{
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    rtlog_jwt_alg alg;
+    rtlog_errinfo ei = {0};
+
+    /* The store first: it creates the data directory the secret lives in. */
+    rtlog_store_opts so = {
+        .dir = s->cfg.data,
+        .map_bytes = (size_t)s->cfg.map_bytes,
+        .map_max_bytes = (size_t)s->cfg.map_max_bytes,
+        .nosync = (int)s->cfg.nosync,
+    };
+    if (rtlog_store_open(&so, &s->store, &ei) != RTLOG_OK) {
+        LOG_ERR("cannot open the store in %s: %s", s->cfg.data, ei.text);
+        return -1;
+    }
+    if (load_key(s, &key, &key_len, &alg) != RTLOG_OK)
+        return -1;
+    rtlog_auth_opts ao = {
+        .alg = alg,
+        .key = key,
+        .key_len = key_len,
+        .issuer = s->cfg.jwt_iss[0] ? s->cfg.jwt_iss : NULL,
+        .audience = s->cfg.jwt_aud[0] ? s->cfg.jwt_aud : NULL,
+        .leeway_s = (unsigned)(s->cfg.jwt_leeway_ms / 1000),
+    };
+    rtlog_err rc = rtlog_auth_new(&ao, &s->auth, &ei);
+    if (key)
+        memset(key, 0, key_len);
+    free(key);
+    if (rc != RTLOG_OK) {
+        LOG_ERR("cannot set up token verification: %s", ei.text);
+        return -1;
+    }
+    rtlog_replay_opts ro = {.store = s->store, .wake = replay_wake, .wake_ctx = s};
+    if (rtlog_replay_new(&ro, &s->replay) != RTLOG_OK) {
+        LOG_ERR("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int create_context(struct srv *s)
+{
+    static const struct lws_protocol_vhost_options pvo_def = {NULL, NULL, "default", "1"};
+    static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_def, "rtlog", ""};
+    static const struct lws_http_mount mount = {
+        .mountpoint = "/",
+        .mountpoint_len = 1,
+        .origin_protocol = LWSMPRO_CALLBACK,
+        .protocol = "rtlog",
+    };
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = s->port;
+    info.iface = s->host;
+    info.protocols = protocols;
+    info.pvo = &pvo;
+    info.mounts = &mount;
+    info.vhost_name = "rtlog";
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.max_http_header_data = 16384;   /* big RS256 tokens; past it lws drops the socket */
+    info.max_http_header_pool = 0;
+    info.fd_limit_per_thread = (unsigned)s->cfg.fd_limit; /* ulimit -n may be "infinity" */
+    info.timeout_secs = 20;              /* handshakes and header reads */
+    info.keepalive_timeout = 30;
+    /* Liveness of WebSockets uses lws' validity timer: lws confirms validity on every
+     * RFC 6455 pong, including empty ones, which lws 4.1.6 never reports to the protocol
+     * callback (LWS_CALLBACK_RECEIVE_PONG only comes for pongs with a payload); a JSON
+     * {"type":"pong"} confirms it through lws_validity_confirmed(). A socket with no
+     * answer for heartbeat + pong-timeout (whole seconds, rounded up) is dropped. lws
+     * never pings on its own here: heartbeats are our JSON messages. */
+    uint64_t hang = (s->cfg.heartbeat_ms + s->cfg.pong_timeout_ms + 999) / 1000;
+    retry_policy.secs_since_valid_ping = 65535;
+    retry_policy.secs_since_valid_hangup = (uint16_t)(hang < 65534 ? hang : 65534);
+    info.retry_and_idle_policy = &retry_policy;
+    info.user = s;
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        LOG_ERR("cannot create the lws context");
+        return -1;
+    }
+    s->vh = lws_create_vhost(s->ctx, &info);
+    if (!s->vh) {
+        LOG_ERR("cannot listen on %s (is the port in use?)", s->cfg.listen);
+        return -1;
+    }
+    s->port = lws_get_vhost_listen_port(s->vh);
+    return 0;
+}
+
+static int drain_done(struct srv *s)
+{
+    return !s->streams && !s->jobs_inflight && !s->responses_pending;
+}
+
+static void drain(struct srv *s)
+{
+    s->draining = 1;
+    s->drain_deadline_ms = srv_now_ms() + s->cfg.drain_timeout_ms;
+    LOG_INFO("draining: closing %" PRIu64 " WebSocket and %" PRIu64 " SSE streams, %" PRIu64
+             " appends in flight",
+             s->n_ws, s->n_sse, s->jobs_inflight);
+    for (struct conn *c = s->streams; c; c = c->next) {
+        if (c->kind == CK_WS) {
+            if (!c->close_code && !c->err_pending)
+                ws_close_with(c, 1001, "server shutting down");
+        } else {
+            c->sse_closing = 1;
+            srv_want_write(c);
+        }
+    }
+    while (!drain_done(s) && srv_now_ms() < s->drain_deadline_ms)
+        if (lws_service(s->ctx, 0) < 0)
+            break;
+}
+
+int rtlog_server_run(const rtlog_server_config *cfg)
+{
+    int ret = 1;
+    struct srv *s = calloc(1, sizeof *s);
+    if (!s)
+        return 1;
+    s->cfg = *cfg;
+    pthread_mutex_init(&s->qlock, NULL);
+    g_srv = s;
+    rtlog_log_set_level_name(cfg->log_level);
+    lws_set_log_level(LLL_ERR | LLL_WARN | (rtlog_log_level() >= RTLOG_LOG_DEBUG ? LLL_NOTICE : 0),
+                      lws_emit);
+
+    if (rtlog_listen_parse(cfg->listen, s->host, sizeof s->host, &s->port) != RTLOG_OK) {
+        LOG_ERR("bad --listen value");
+        goto out;
+    }
+    if (open_all(s))
+        goto out;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    if (create_context(s))
+        goto out;
+    rtlog_store_on_commit(s->store, on_commit, s);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    s->tick_sul = calloc(1, sizeof(lws_sorted_usec_list_t));
+    if (!s->tick_sul)
+        goto out;
+    lws_sul_schedule(s->ctx, 0, s->tick_sul, tick_cb,
+                     (lws_usec_t)tick_interval_ms(&s->cfg) * LWS_US_PER_MS);
+
+    printf("rtlog: listening on http://%s%s%s:%d (data %s)\n", strchr(s->host, ':') ? "[" : "",
+           s->host, strchr(s->host, ':') ? "]" : "", s->port, s->cfg.data);
+    fflush(stdout);
+    LOG_INFO("listening on %s:%d, data %s", s->host, s->port, s->cfg.data);
+
+    while (!s->stop)
+        if (lws_service(s->ctx, 0) < 0)
+            break;
+    drain(s);
+    ret = 0;
+
+out:
+    if (s->tick_sul && s->ctx)
+        lws_sul_cancel(s->tick_sul);
+    if (s->store) {
+        /* Finishes queued appends; their completions land in the queue (freed below). */
+        rtlog_store_on_commit(s->store, NULL, NULL);
+        rtlog_store_close(s->store);
+        s->store = NULL;
+    }
+    s->final = 1;
+    if (s->ctx) {
+        /* Drop subscriptions before lws frees the sessions they live in. */
+        for (struct conn *c = s->streams; c; c = c->next)
+            if (c->sub) {
+                rtlog_replay_close(c->sub);
+                c->sub = NULL;
+            }
+        lws_context_destroy(s->ctx);
+        s->ctx = NULL;
+    }
+    /* Anything still queued: finished appends whose clients are gone, notes. */
+    pthread_mutex_lock(&s->qlock);
+    struct job *j = s->done_head;
+    struct note *n = s->notes_head;
+    s->done_head = s->done_tail = NULL;
+    s->notes_head = s->notes_tail = NULL;
+    pthread_mutex_unlock(&s->qlock);
+    while (j) {
+        struct job *nx = j->next;
+        rtlog_batch_free(&j->batch);
+        free(j);
+        j = nx;
+    }
+    while (n) {
+        struct note *nx = n->next;
+        free(n);
+        n = nx;
+    }
+    for (size_t i = 0; i < SUBJ_BUCKETS; i++)
+        while (s->subjects[i]) {
+            struct subj *nx = s->subjects[i]->next;
+            free(s->subjects[i]);
+            s->subjects[i] = nx;
+        }
+    rtlog_replay_free(s->replay);
+    rtlog_auth_free(s->auth);
+    rtlog_buf_free(&s->wbuf);
+    free(s->tick_sul);
+    pthread_mutex_destroy(&s->qlock);
+    if (ret == 0)
+        LOG_INFO("stopped");
+    g_srv = NULL;
+    free(s);
+    return ret;
+}

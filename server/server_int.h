@@ -1,0 +1,269 @@
+/* server_int.h - what the server's .c files share (server module only; tests may use it).
+ *
+ * struct srv is the process: store, auth, replay engine, lws context and the two queues
+ * that cross from the store's writer thread to the lws thread (finished appends, commit
+ * notes). struct conn is lws' per-session data: one per socket, whatever it turns out to
+ * be (a plain HTTP request, an ingest POST waiting for its commit, an SSE stream or a
+ * WebSocket). Everything here except the queues is touched by the lws thread only.
+ */
+#ifndef RTLOG_SERVER_INT_H
+#define RTLOG_SERVER_INT_H
+
+#include "rtlog_server.h"
+
+#include "auth.h"
+#include "rtlog_buf.h"
+#include "rtlog_err.h"
+#include "rtlog_replay.h"
+#include "rtlog_schema.h"
+#include "rtlog_store.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+
+struct lws;
+struct lws_context;
+struct lws_vhost;
+
+/* ---- params.c: pure parsing helpers (unit-tested without sockets) ----------------------- */
+
+/* What a request path names. */
+typedef enum route_kind {
+    ROUTE_NONE = 0,    /* unknown path: 404 */
+    ROUTE_STREAM,      /* /api/v1/<stream>/stream: WS or SSE */
+    ROUTE_EVENTS,      /* /api/v1/<stream>/events: ingest POST */
+    ROUTE_METRICS,     /* /metrics */
+    ROUTE_LIVE,        /* /health/live */
+    ROUTE_READY,       /* /health/ready */
+    ROUTE_AGENT,       /* /api/v1/agents/<id>/... (not served by this build) */
+} route_kind;
+
+typedef struct route {
+    route_kind kind;
+    char stream[RTLOG_STREAM_MAX]; /* canonical stream name when valid */
+    rtlog_err stream_err;          /* RTLOG_OK, or RTLOG_E_INVAL for a bad id (400) */
+    char stream_why[160];          /* why the id is bad (never echoes the id) */
+} route;
+
+/* Split a request path (no query) into a route. Never fails: unknown paths are ROUTE_NONE,
+ * a known shape with a bad id carries stream_err = RTLOG_E_INVAL. */
+void rtlog_route_parse(const char *path, size_t len, route *r);
+
+/**
+ * rtlog_cursor_parse() - a resume cursor (Last-Event-ID value or lastEventId parameter).
+ * Optional whitespace (SP, HTAB) is trimmed; empty means absent (*present = 0). Otherwise
+ * only ASCII digits are accepted (leading zeros fine: "007" is 7), value <= 2^63-1.
+ * @s/@len: borrowed, may contain NUL bytes (refused). Errors: RTLOG_E_CURSOR.
+ * Source: handed.md C03, CONTRACT.md "Resuming".
+ */
+rtlog_err rtlog_cursor_parse(const char *s, size_t len, int *present, uint64_t *out);
+
+/* expectedSeq: strict decimal digits only, <= 2^63-1, no whitespace. RTLOG_E_INVAL. */
+rtlog_err rtlog_seq_param_parse(const char *s, size_t len, uint64_t *out);
+
+/* follow=: "true"/"1"/"" -> 1, "false"/"0" -> 0, anything else RTLOG_E_INVAL. */
+rtlog_err rtlog_bool_param_parse(const char *s, size_t len, int *out);
+
+/* "Bearer <token>": scheme case-insensitive, one or more spaces, then a token68 value
+ * with nothing after it. @tok/@tok_len: borrowed pointer into @s. RTLOG_E_UNAUTH else. */
+rtlog_err rtlog_bearer_parse(const char *s, size_t len, const char **tok, size_t *tok_len);
+
+/* Is @origin allowed by the comma-separated @allowlist? Empty list = yes. Exact match
+ * after trimming spaces; a trailing '/' on either side is ignored. */
+int rtlog_origin_allowed(const char *allowlist, const char *origin, size_t origin_len);
+
+/* Append {"type":"error","code":...,"message":...,"timestamp":...} (+ "lastSeq" when
+ * @last_seq_present) to @out. @message: any bytes (escaped by jansson; invalid UTF-8 is
+ * replaced). */
+rtlog_err rtlog_error_json(rtlog_buf *out, rtlog_err code, const char *message,
+                           int last_seq_present, uint64_t last_seq);
+
+/* ---- the process --------------------------------------------------------------------- */
+
+struct note {           /* a commit note from the writer thread */
+    struct note *next;
+    uint64_t last_seq;
+    int sealed;
+    char stream[];
+};
+
+struct conn;
+
+struct job {            /* an ingest append between the lws thread and the writer */
+    struct job *next;
+    struct conn *conn;  /* NULL once the client went away (lws thread only) */
+    struct srv *srv;
+    rtlog_batch batch;  /* owned; the records must live until the completion */
+    char stream[RTLOG_STREAM_MAX];
+    size_t nevents;
+    rtlog_err rc;       /* result, written by the writer thread before queueing */
+    rtlog_append_res res;
+    rtlog_errinfo ei;
+};
+
+struct subj {           /* stream connections per token subject */
+    struct subj *next;
+    unsigned count;
+    char sub[128];
+};
+
+#define SUBJ_BUCKETS 256
+
+struct srv {
+    rtlog_server_config cfg;
+    char host[256];
+    int port;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    rtlog_store *store;
+    rtlog_auth *auth;
+    rtlog_replay *replay;
+
+    /* writer thread -> lws thread */
+    pthread_mutex_t qlock;
+    struct job *done_head, *done_tail;
+    struct note *notes_head, *notes_tail;
+
+    volatile sig_atomic_t stop;
+    int draining;
+    int final;                 /* tearing down: queues are no longer drained */
+    uint64_t drain_deadline_ms;
+
+    struct conn *streams;      /* every SSE and WS connection (doubly linked) */
+    uint64_t next_conn_id;
+    uint64_t n_sse, n_ws, n_http;
+    uint64_t jobs_inflight;    /* appends queued and not yet drained */
+    uint64_t responses_pending;
+    struct subj *subjects[SUBJ_BUCKETS];
+
+    rtlog_buf wbuf;            /* the one write buffer (LWS_PRE headroom), reused */
+
+    /* counters for /metrics */
+    uint64_t m_ingest_requests, m_ingest_rejected, m_events_accepted;
+    uint64_t m_stream_refused, m_auth_timeouts, m_pong_timeouts, m_stalled, m_expired;
+    uint64_t m_rate_limited, m_ws_messages_in;
+
+    struct lws_sorted_usec_list *tick_sul; /* owned; lws timer for the housekeeping tick */
+};
+
+enum conn_kind { CK_NONE = 0, CK_HTTP, CK_INGEST, CK_SSE, CK_WS };
+
+enum resp_stage { RS_NONE = 0, RS_HEADERS, RS_BODY };
+
+#define CTL_MAX 4        /* queued control messages per WS (pong replies, errors) */
+#define CTL_BYTES 320
+
+struct conn {
+    struct srv *srv;
+    struct lws *wsi;
+    enum conn_kind kind;
+    uint64_t id;
+    int initialised;
+
+    /* list of stream connections */
+    struct conn *prev, *next;
+    int listed;
+    int counted_total;
+    struct subj *subject;  /* counted under this subject */
+
+    /* a JSON HTTP response being written */
+    enum resp_stage resp;
+    int resp_status;
+    int resp_close;        /* close the connection after the response */
+    const char *resp_ctype; /* static string */
+    rtlog_buf resp_body;
+
+    /* ingest */
+    int ingest_active;
+    rtlog_err deferred;    /* answer this once the body is read (RTLOG_OK = none) */
+    char deferred_msg[256];
+    int discard_body;
+    uint64_t content_length;
+    rtlog_buf body;
+    struct job *job;
+    char stream[RTLOG_STREAM_MAX];
+    rtlog_kind skind;
+    int ndjson;
+    int has_expected;
+    uint64_t expected;
+
+    /* stream connections (SSE and WS) */
+    rtlog_replay_sub *sub;
+    rtlog_principal *pr;
+    int64_t exp_deadline_s;     /* wall clock: token exp + leeway */
+    uint64_t next_hb_ms;        /* monotonic */
+    int hb_pending;
+    uint64_t hb_unanswered_ms;  /* when the oldest unanswered heartbeat was sent; 0 none */
+    uint64_t blocked_since_ms;  /* waiting for WRITEABLE with bytes to send; 0 = not */
+    int sub_done;               /* replay said END */
+    int has_cursor;
+    uint64_t cursor;
+    char node_id[RTLOG_ID_MAX + 1];
+    char types[512];
+    int follow;
+
+    /* SSE */
+    int sse_started;            /* retry: line sent */
+    int sse_closing;            /* end the response at the next WRITEABLE */
+    char sse_err[512];          /* an error event to send, then end */
+
+    /* WS */
+    int authed;
+    int started;
+    uint64_t auth_deadline_ms;
+    uint64_t preauth_bytes;
+    rtlog_buf rx;
+    int rx_discard;             /* closing: ignore input */
+    int peer_closed;            /* the client sent a close frame */
+    char err_json[512];         /* error message to send before closing */
+    int err_pending;
+    int close_code;             /* close with this at the next WRITEABLE (after err) */
+    char close_reason[64];
+    char ctl[CTL_MAX][CTL_BYTES];
+    size_t nctl;
+};
+
+/* server.c */
+uint64_t srv_now_ms(void);
+void srv_want_write(struct conn *c);
+void srv_list_add(struct conn *c);
+void srv_conn_release(struct conn *c);
+rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap);
+int srv_subject_acquire(struct conn *c);
+rtlog_err srv_auth_token(struct conn *c, const char *tok, size_t len, rtlog_principal **out);
+int srv_origin_ok(struct conn *c);
+int srv_get_arg(struct lws *wsi, const char *name, char *buf, size_t cap, size_t *len);
+rtlog_err srv_stream_params(struct conn *c, int sse, char *why, size_t cap);
+
+/* http.c */
+void http_respond(struct conn *c, int status, const char *body, size_t len, int close);
+void http_respond_type(struct conn *c, int status, const char *ctype, const char *body,
+                       size_t len, int close);
+void http_respond_status(struct conn *c, int status, rtlog_err code, const char *message,
+                         int close);
+int srv_ops_request(struct conn *c, route_kind rk);
+void http_job_queue_done(struct job *j);
+void http_respond_error(struct conn *c, rtlog_err code, const char *message, int close);
+int http_writeable(struct conn *c);
+int http_request(struct conn *c, const char *path, size_t path_len);
+int http_body(struct conn *c, const void *in, size_t len);
+int http_body_done(struct conn *c);
+void http_job_done(struct srv *s, struct job *j);
+void http_reset(struct conn *c);
+
+/* sse.c */
+int sse_start(struct conn *c, const route *r);
+int sse_writeable(struct conn *c);
+
+
+/* ws.c */
+int ws_filter(struct srv *s, struct lws *wsi);
+int ws_established(struct conn *c);
+int ws_receive(struct conn *c, const void *in, size_t len);
+void ws_pong(struct conn *c);
+int ws_writeable(struct conn *c);
+void ws_fail(struct conn *c, rtlog_err code, const char *message);
+void ws_close_with(struct conn *c, int code, const char *reason);
+
+#endif

@@ -1,0 +1,351 @@
+/* ws.c - WebSocket streams on /api/v1/<stream>/stream (same path as SSE).
+ *
+ * The upgrade is accepted for every path; refusals after that are in-band: an
+ * {"type":"error",...} message, then close 4000 + HTTP status (1011 for internal_error),
+ * so a browser can tell 401 from 404 (it never sees the HTTP status of a failed upgrade).
+ * Authentication is ?token= at the upgrade or a first {"type":"auth","token":...} message
+ * within auth-timeout; before it no frame at all is sent and at most max-preauth-bytes may
+ * arrive. Inbound messages are reassembled under a cap that is checked against what the
+ * frame header announces, so nothing beyond the cap is ever buffered (1009); lws validates
+ * UTF-8 (1007); binary frames are refused (1003). One message per WRITEABLE, in priority
+ * order: pending error, close, control replies, heartbeat, then one replay frame.
+ * Source: CONTRACT.md "Authentication", "Errors and limits"; handed.md C09, C10, C17.
+ */
+#define RTLOG_LOG_TAG "ws"
+#include "server_int.h"
+
+#include "log.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RX_KEEP_BYTES (64u << 10) /* keep the reassembly buffer below this between messages */
+
+void ws_close_with(struct conn *c, int code, const char *reason)
+{
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    c->rx_discard = 1;
+    srv_want_write(c);
+}
+
+static void fail_with(struct conn *c, rtlog_err code, const char *message, int close_code)
+{
+    if (c->close_code || c->err_pending)
+        return;
+    rtlog_buf b = {0};
+    if (rtlog_error_json(&b, code, message, 0, 0) == RTLOG_OK && b.len < sizeof c->err_json) {
+        memcpy(c->err_json, b.p, b.len);
+        c->err_json[b.len] = '\0';
+        c->err_pending = 1;
+    }
+    rtlog_buf_free(&b);
+    ws_close_with(c, close_code, rtlog_err_wire_code(code));
+}
+
+void ws_fail(struct conn *c, rtlog_err code, const char *message)
+{
+    int status = rtlog_err_http_status(code);
+    if (!c->started)
+        c->srv->m_stream_refused++;
+    LOG_INFO("conn=%" PRIu64 " ws error: %s (%s)", c->id, rtlog_err_wire_code(code), message);
+    fail_with(c, code, message, status >= 500 ? 1011 : 4000 + status);
+}
+
+static void ctl_push(struct conn *c, const char *json, size_t len)
+{
+    if (c->nctl >= CTL_MAX || len >= CTL_BYTES)
+        return; /* a client that floods us and does not read loses replies, not memory */
+    memcpy(c->ctl[c->nctl], json, len);
+    c->ctl[c->nctl][len] = '\0';
+    c->nctl++;
+    srv_want_write(c);
+}
+
+static void ctl_error(struct conn *c, rtlog_err code, const char *message)
+{
+    rtlog_buf b = {0};
+    if (rtlog_error_json(&b, code, message, 0, 0) == RTLOG_OK)
+        ctl_push(c, b.p, b.len);
+    rtlog_buf_free(&b);
+}
+
+int ws_filter(struct srv *s, struct lws *wsi)
+{
+    (void)wsi;
+    /* Every path upgrades (an unknown one then gets not_found + 4404, which a browser can
+     * see; a refused handshake it cannot). Only a draining server refuses outright. */
+    return s->draining ? 1 : 0;
+}
+
+/* Verify a token from ?token= or an auth message and start (or extend) the stream. */
+static void authenticate(struct conn *c, const char *tok, size_t len)
+{
+    char why[256];
+    rtlog_principal *pr = NULL;
+    if (srv_auth_token(c, tok, len, &pr) != RTLOG_OK) {
+        ws_fail(c, RTLOG_E_UNAUTH, "invalid or expired token");
+        return;
+    }
+    if (c->started) {
+        /* re-auth: the new token must grant the same stream; it only extends expiry */
+        if (!rtlog_principal_can(pr, 0, c->stream)) {
+            rtlog_principal_free(pr);
+            ws_fail(c, RTLOG_E_FORBIDDEN, "new token has no access to this stream");
+            return;
+        }
+        rtlog_principal_free(c->pr);
+        c->pr = pr;
+        c->exp_deadline_s = pr->exp + (int64_t)(c->srv->cfg.jwt_leeway_ms / 1000);
+        LOG_DEBUG("conn=%" PRIu64 " re-authenticated sub=%s", c->id, pr->sub);
+        return;
+    }
+    c->pr = pr;
+    c->authed = 1;
+    c->auth_deadline_ms = 0;
+    rtlog_err rc = srv_stream_begin(c, why, sizeof why);
+    if (rc != RTLOG_OK) {
+        ws_fail(c, rc, why);
+        return;
+    }
+    c->started = 1;
+    srv_want_write(c);
+}
+
+int ws_established(struct conn *c)
+{
+    struct srv *s = c->srv;
+    struct lws *wsi = c->wsi;
+    char uri[2048], why[256], tok[RTLOG_JWT_MAX_TOKEN + 1];
+    route r;
+
+    c->counted_total = 1;
+    s->n_ws++;
+    srv_list_add(c);
+
+    int n = lws_hdr_copy(wsi, uri, (int)sizeof uri, WSI_TOKEN_GET_URI);
+    rtlog_route_parse(uri, n > 0 ? (size_t)n : 0, &r);
+    if (s->draining) {
+        ws_close_with(c, 1001, "server shutting down");
+        return 0;
+    }
+    if (s->n_sse + s->n_ws > s->cfg.max_connections) {
+        s->m_rate_limited++;
+        ws_fail(c, RTLOG_E_LIMIT, "too many connections");
+        return 0;
+    }
+    if (!srv_origin_ok(c)) {
+        ws_fail(c, RTLOG_E_FORBIDDEN, "origin not allowed");
+        return 0;
+    }
+    if (r.kind != ROUTE_STREAM || r.stream_err != RTLOG_OK) {
+        if (r.kind == ROUTE_STREAM)
+            ws_fail(c, RTLOG_E_INVAL, r.stream_why);
+        else
+            ws_fail(c, RTLOG_E_NOTFOUND, "no such endpoint");
+        return 0;
+    }
+    snprintf(c->stream, sizeof c->stream, "%s", r.stream);
+    rtlog_err rc = srv_stream_params(c, 0, why, sizeof why);
+    if (rc != RTLOG_OK) {
+        ws_fail(c, rc, why);
+        return 0;
+    }
+    size_t tl;
+    int a = srv_get_arg(wsi, "token", tok, sizeof tok, &tl);
+    if (a < 0) {
+        ws_fail(c, RTLOG_E_UNAUTH, "invalid or expired token");
+        return 0;
+    }
+    if (a > 0) {
+        authenticate(c, tok, tl);
+        memset(tok, 0, tl);
+        return 0;
+    }
+    c->auth_deadline_ms = srv_now_ms() + s->cfg.auth_timeout_ms;
+    return 0;
+}
+
+static void handle_message(struct conn *c, const char *p, size_t len)
+{
+    json_error_t je;
+    json_t *m = json_loadb(p, len, JSON_REJECT_DUPLICATES, &je);
+    const char *type = NULL;
+    if (m && json_is_object(m))
+        type = json_string_value(json_object_get(m, "type"));
+
+    if (!c->authed) {
+        /* Before authentication only "auth" means anything; pongs and everything else are
+         * ignored and do not extend the deadline (handed.md C10). */
+        if (type && !strcmp(type, "auth")) {
+            json_t *t = json_object_get(m, "token");
+            if (!json_is_string(t))
+                ws_fail(c, RTLOG_E_UNAUTH, "auth message needs a \"token\" string");
+            else
+                authenticate(c, json_string_value(t), json_string_length(t));
+        }
+        json_decref(m);
+        return;
+    }
+    if (!type) {
+        /* never echo jansson's text: it quotes the input, which may hold a token */
+        ctl_error(c, RTLOG_E_INVAL, "message must be a JSON object with a string \"type\"");
+    } else if (!strcmp(type, "pong")) {
+        c->hb_unanswered_ms = 0;
+        lws_validity_confirmed(c->wsi); /* the same as an RFC 6455 pong (server.c) */
+    } else if (!strcmp(type, "auth")) {
+        json_t *t = json_object_get(m, "token");
+        if (!json_is_string(t))
+            ws_fail(c, RTLOG_E_UNAUTH, "auth message needs a \"token\" string");
+        else
+            authenticate(c, json_string_value(t), json_string_length(t));
+    } else if (!strcmp(type, "ping")) {
+        ctl_push(c, "{\"type\":\"pong\"}", 15);
+    } else {
+        ctl_error(c, RTLOG_E_INVAL, "unknown message type");
+    }
+    json_decref(m);
+}
+
+int ws_receive(struct conn *c, const void *in, size_t len)
+{
+    struct srv *s = c->srv;
+    struct lws *wsi = c->wsi;
+    if (c->rx_discard)
+        return 0;
+    if (lws_frame_is_binary(wsi)) {
+        LOG_INFO("conn=%" PRIu64 " binary frame refused", c->id);
+        fail_with(c, RTLOG_E_INVAL, "binary frames are not accepted; send JSON text", 1003);
+        return 0;
+    }
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    if (!c->authed) {
+        c->preauth_bytes += len;
+        if (c->preauth_bytes + remaining > s->cfg.max_preauth_bytes) {
+            LOG_INFO("conn=%" PRIu64 " closed: more than %" PRIu64 " bytes before auth", c->id,
+                     s->cfg.max_preauth_bytes);
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                             (unsigned char *)"too much data before auth", 25);
+            return -1;
+        }
+    }
+    if (c->rx.len + len + remaining > s->cfg.max_ws_message) {
+        LOG_INFO("conn=%" PRIu64 " closed: message larger than %" PRIu64 " bytes", c->id,
+                 s->cfg.max_ws_message);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too big", 15);
+        return -1;
+    }
+    if (rtlog_buf_append(&c->rx, in, len) != RTLOG_OK) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, (unsigned char *)"oom", 3);
+        return -1;
+    }
+    if (!lws_is_final_fragment(wsi))
+        return 0;
+    s->m_ws_messages_in++;
+    handle_message(c, c->rx.p ? c->rx.p : "", c->rx.len);
+    if (c->rx.cap > RX_KEEP_BYTES)
+        rtlog_buf_free(&c->rx);
+    else
+        rtlog_buf_clear(&c->rx);
+    return 0;
+}
+
+void ws_pong(struct conn *c)
+{
+    if (c->authed)
+        c->hb_unanswered_ms = 0; /* an RFC 6455 pong answers a heartbeat too */
+}
+
+static int write_text(struct conn *c, const char *p, size_t len)
+{
+    rtlog_buf *w = &c->srv->wbuf;
+    rtlog_buf_clear(w);
+    if (rtlog_buf_reserve(w, LWS_PRE + len) != RTLOG_OK)
+        return -1;
+    memcpy(w->p + LWS_PRE, p, len);
+    int n = lws_write(c->wsi, (unsigned char *)w->p + LWS_PRE, len, LWS_WRITE_TEXT);
+    return n < (int)len ? -1 : 0;
+}
+
+int ws_writeable(struct conn *c)
+{
+    struct srv *s = c->srv;
+    struct lws *wsi = c->wsi;
+
+    if (c->err_pending) {
+        c->err_pending = 0;
+        if (write_text(c, c->err_json, strlen(c->err_json)))
+            return -1;
+        srv_want_write(c); /* the close follows at the next WRITEABLE */
+        return 0;
+    }
+    if (c->close_code) {
+        lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    if (!c->started)
+        return 0; /* before authentication: nothing at all */
+    if (c->nctl) {
+        char msg[CTL_BYTES];
+        snprintf(msg, sizeof msg, "%s", c->ctl[0]);
+        memmove(c->ctl[0], c->ctl[1], (c->nctl - 1) * sizeof c->ctl[0]);
+        c->nctl--;
+        if (write_text(c, msg, strlen(msg)))
+            return -1;
+        srv_want_write(c);
+        return 0;
+    }
+    if (c->hb_pending) {
+        char hb[96], ts[32];
+        c->hb_pending = 0;
+        int n = snprintf(hb, sizeof hb, "{\"type\":\"heartbeat\",\"timestamp\":\"%s\"}",
+                         rtlog_schema_now(ts));
+        if (write_text(c, hb, (size_t)n))
+            return -1;
+        srv_want_write(c); /* frames may be pending behind the heartbeat */
+        return 0;
+    }
+    if (c->sub_done) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"end of stream", 13);
+        return -1;
+    }
+    rtlog_buf *w = &s->wbuf;
+    rtlog_buf_clear(w);
+    if (rtlog_buf_reserve(w, LWS_PRE + 256) != RTLOG_OK)
+        return -1;
+    w->len = LWS_PRE;
+    rtlog_replay_state st;
+    size_t nf = 0;
+    rtlog_errinfo ei = {0};
+    rtlog_err rc = rtlog_replay_fill(c->sub, w, 0, 1, &st, &nf, &ei);
+    if (rc != RTLOG_OK) {
+        LOG_ERR("conn=%" PRIu64 " stream=%s delivery failed: %s", c->id, c->stream, ei.text);
+        ws_fail(c, rc, "internal error; resume from your last seq");
+        return 0;
+    }
+    size_t len = w->len - LWS_PRE;
+    if (len) {
+        int n = lws_write(wsi, (unsigned char *)w->p + LWS_PRE, len, LWS_WRITE_TEXT);
+        if (n < (int)len)
+            return -1;
+    }
+    if (st == RTLOG_REPLAY_END) {
+        c->sub_done = 1;
+        if (!len) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"end of stream",
+                             13);
+            return -1;
+        }
+        srv_want_write(c);
+    } else if (st == RTLOG_REPLAY_MORE) {
+        srv_want_write(c);
+    }
+    return 0;
+}

@@ -1,0 +1,798 @@
+/* bench_fanout.c - fan-out load generator: N SSE subscribers and a paced publisher, one process.
+ *
+ * Measures what a live run view costs the server: one stream, many subscribers, a steady
+ * event rate. Everything is one epoll loop on non-blocking sockets so the load generator
+ * costs little next to the server it measures (2-core machine): subscribers do a minimal
+ * HTTP/SSE parse (headers once, then frames split on the blank line), and the publisher is
+ * a timerfd that posts one batch per tick on a small pool of keep-alive connections (a POST
+ * is only acknowledged after its commit, so one connection alone could not keep the pace).
+ * Each event carries its publish time (CLOCK_REALTIME ns, taken just before the POST is
+ * written) and its index in its `line`; a subscriber takes the receive time once per read()
+ * and records now - t in a 1 us histogram. Per subscriber a bitmap of indexes counts missing
+ * and duplicate events, and for rtlog the SSE `id:` must grow by exactly 1 (order, no gap).
+ * The same tool drives nchan (target nchan: no token, one event per POST) so the two servers
+ * are measured by the same code. Server CPU comes from /proc/<pid>/stat over the measured
+ * interval. The run is bounded: it stops after rate*secs events and a drain timeout.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { TARGET_RTLOG, TARGET_NCHAN };
+enum { S_CONNECTING, S_HDRWAIT, S_OPEN, S_DEAD };
+
+#define SUB_BUF     (64 * 1024)
+#define HIST_US     (2 * 1000 * 1000) /* 1 us bins up to 2 s; later lands in the last bin */
+#define TAG_SUB     (1ull << 62)
+#define TAG_PUB     (1ull << 61)
+#define TAG_TIMER   (1ull << 60)
+#define TAG_MASK    (TAG_SUB | TAG_PUB | TAG_TIMER)
+#define MAX_PENDING 256 /* subscribers connecting at once (listen backlog stays small) */
+
+struct sub {
+    int fd;
+    int state;
+    size_t len;
+    char *buf;
+    uint64_t last_id;
+    uint64_t unique, dups, order_errs;
+    uint8_t *seen; /* bit k: event k arrived */
+};
+
+struct pubc {
+    int fd;
+    int busy;           /* a POST is in flight */
+    uint64_t sent_ns;   /* CLOCK_REALTIME when it was written */
+    size_t rlen;
+    char rbuf[8192];
+};
+
+struct opts {
+    int target;
+    const char *host;
+    int port;
+    const char *sub_path, *pub_path, *create_path, *token;
+    unsigned subs, rate, secs, batch, event_bytes, pub_conns;
+    int server_pid;
+    double drain_secs, connect_secs;
+};
+
+struct hist {
+    uint32_t *bin;
+    uint64_t n, max;
+};
+
+static struct opts o = {
+    .target = TARGET_RTLOG, .host = "127.0.0.1", .port = 8080, .subs = 1000, .rate = 1000,
+    .secs = 10, .batch = 1, .event_bytes = 200, .pub_conns = 16, .server_pid = 0,
+    .drain_secs = 10.0, .connect_secs = 60.0,
+};
+
+static struct sub *subs;
+static struct pubc *pubs;
+static int ep;
+static uint64_t total_events, acked_events, sent_events, post_errors, sub_failures;
+static uint64_t max_backlog;
+static struct hist lat, ack;
+static char *sub_req;
+static size_t sub_req_len;
+static char *pubbuf;
+static size_t pubbuf_cap;
+
+static uint64_t now_ns(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_fanout: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static void hist_init(struct hist *h)
+{
+    h->bin = calloc(HIST_US + 1, sizeof *h->bin);
+    if (!h->bin)
+        die("calloc");
+}
+
+static void hist_add(struct hist *h, int64_t ns)
+{
+    uint64_t us = ns < 0 ? 0 : (uint64_t)ns / 1000u;
+    if (us > h->max)
+        h->max = us;
+    h->bin[us > HIST_US ? HIST_US : us]++;
+    h->n++;
+}
+
+/* The value (us) below which a fraction q of the samples lie. */
+static uint64_t hist_q(const struct hist *h, double q)
+{
+    if (!h->n)
+        return 0;
+    uint64_t want = (uint64_t)((double)h->n * q);
+    if (want >= h->n)
+        want = h->n - 1;
+    uint64_t acc = 0;
+    for (uint64_t i = 0; i <= HIST_US; i++) {
+        acc += h->bin[i];
+        if (acc > want)
+            return i;
+    }
+    return HIST_US;
+}
+
+/* utime + stime of a process in clock ticks; 0 when it cannot be read. */
+static uint64_t proc_cpu_ticks(int pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* comm may contain spaces */
+    if (!p)
+        return 0;
+    unsigned long long ut = 0, st = 0;
+    /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime(14) stime(15) */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (uint64_t)(ut + st);
+}
+
+/* Machine-wide busy and total time (all CPUs, clock ticks) from the first line of /proc/stat:
+ * the loopback network stack runs partly in softirq context, charged to no process. */
+static void machine_ticks(uint64_t *busy, uint64_t *total)
+{
+    unsigned long long v[8] = {0};
+    *busy = *total = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n != 8)
+        return;
+    for (int i = 0; i < 8; i++)
+        *total += v[i];
+    *busy = *total - v[3] - v[4]; /* minus idle and iowait */
+}
+
+static int tcp_connect(int nonblock)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+    if (fd < 0)
+        die("socket");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o.port)};
+    if (inet_pton(AF_INET, o.host, &a.sin_addr) != 1) {
+        fprintf(stderr, "bench_fanout: bad host %s\n", o.host);
+        exit(2);
+    }
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS)
+        die("connect");
+    return fd;
+}
+
+/* Close with RST so 1,000s of client sockets do not sit in TIME_WAIT between runs. */
+static void close_rst(int fd)
+{
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+}
+
+static void ep_add(int fd, uint32_t events, uint64_t tag)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = tag};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        die("epoll_ctl add");
+}
+
+static void ep_mod(int fd, uint32_t events, uint64_t tag)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = tag};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) < 0)
+        die("epoll_ctl mod");
+}
+
+static void write_all_blocking(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            die("write");
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Blocking one-shot request (setup only): returns the HTTP status, or -1. */
+static int http_once(const char *method, const char *path, const char *ctype, const char *body)
+{
+    char req[8192], resp[4096];
+    int fd = tcp_connect(0);
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     method, path, o.host, o.token ? "Authorization: Bearer " : "",
+                     o.token ? o.token : "", o.token ? "\r\n" : "", ctype, strlen(body), body);
+    write_all_blocking(fd, req, (size_t)n);
+    ssize_t r = read(fd, resp, sizeof resp - 1);
+    close(fd);
+    if (r < 12)
+        return -1;
+    resp[r] = 0;
+    return atoi(resp + 9);
+}
+
+/* ---- subscribers ---------------------------------------------------------------------- */
+
+static void sub_fail(struct sub *s, const char *why)
+{
+    if (s->state != S_DEAD) {
+        if (sub_failures < 5)
+            fprintf(stderr, "bench_fanout: subscriber %ld: %s\n", (long)(s - subs), why);
+        sub_failures++;
+        epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
+        close_rst(s->fd);
+        s->state = S_DEAD;
+    }
+}
+
+static void sub_start(unsigned i)
+{
+    struct sub *s = &subs[i];
+    s->fd = tcp_connect(1);
+    s->state = S_CONNECTING;
+    ep_add(s->fd, EPOLLOUT, TAG_SUB | i);
+}
+
+/* One complete SSE frame [p, p+n) (without the blank line). */
+static void sub_frame(struct sub *s, const char *p, size_t n, uint64_t rx_ns)
+{
+    static const char key[] = "\"line\":\"t=";
+    const char *d = memmem(p, n, key, sizeof key - 1);
+    if (!d)
+        return; /* retry:, comments, heartbeats */
+    const char *e = p + n;
+    d += sizeof key - 1;
+    uint64_t t = 0, k = 0;
+    while (d < e && *d >= '0' && *d <= '9')
+        t = t * 10 + (uint64_t)(*d++ - '0');
+    if (e - d < 3 || memcmp(d, " k=", 3) != 0)
+        return;
+    d += 3;
+    while (d < e && *d >= '0' && *d <= '9')
+        k = k * 10 + (uint64_t)(*d++ - '0');
+    if (k >= total_events)
+        return;
+    if (o.target == TARGET_RTLOG) {
+        /* rtlog frames start with "id: <seq>"; the stream was created empty, so seq 1.. */
+        uint64_t id = 0;
+        if (n > 4 && memcmp(p, "id: ", 4) == 0) {
+            const char *q = p + 4;
+            while (q < e && *q >= '0' && *q <= '9')
+                id = id * 10 + (uint64_t)(*q++ - '0');
+        }
+        if (id != s->last_id + 1)
+            s->order_errs++;
+        s->last_id = id;
+    }
+    if (s->seen[k >> 3] & (1u << (k & 7))) {
+        s->dups++;
+        return;
+    }
+    s->seen[k >> 3] = (uint8_t)(s->seen[k >> 3] | (1u << (k & 7)));
+    s->unique++;
+    hist_add(&lat, (int64_t)(rx_ns - t));
+}
+
+static void sub_parse(struct sub *s, uint64_t rx_ns)
+{
+    size_t off = 0;
+    if (s->state == S_HDRWAIT) {
+        char *h = memmem(s->buf, s->len, "\r\n\r\n", 4);
+        if (!h) {
+            if (s->len == SUB_BUF)
+                sub_fail(s, "response headers too large");
+            return;
+        }
+        if (s->len < 12 || memcmp(s->buf, "HTTP/1.", 7) != 0 || atoi(s->buf + 9) != 200) {
+            char line[128];
+            size_t l = (size_t)(h - s->buf) < sizeof line - 1 ? (size_t)(h - s->buf) : sizeof line - 1;
+            memcpy(line, s->buf, l);
+            line[l] = 0;
+            char *cr = strchr(line, '\r');
+            if (cr)
+                *cr = 0;
+            sub_fail(s, line);
+            return;
+        }
+        off = (size_t)(h - s->buf) + 4;
+        s->state = S_OPEN;
+    }
+    for (;;) {
+        char *f = memmem(s->buf + off, s->len - off, "\n\n", 2);
+        if (!f)
+            break;
+        sub_frame(s, s->buf + off, (size_t)(f - (s->buf + off)), rx_ns);
+        off = (size_t)(f - s->buf) + 2;
+    }
+    if (off) {
+        memmove(s->buf, s->buf + off, s->len - off);
+        s->len -= off;
+    }
+    if (s->len == SUB_BUF)
+        sub_fail(s, "SSE frame larger than the client buffer");
+}
+
+static void sub_event(unsigned i, uint32_t events)
+{
+    struct sub *s = &subs[i];
+    if (s->state == S_DEAD)
+        return;
+    if (s->state == S_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err || (events & (EPOLLERR | EPOLLHUP))) {
+            errno = err;
+            sub_fail(s, "connect failed");
+            return;
+        }
+        /* A fresh socket's send buffer takes the whole request. */
+        if (write(s->fd, sub_req, sub_req_len) != (ssize_t)sub_req_len) {
+            sub_fail(s, "request write");
+            return;
+        }
+        s->state = S_HDRWAIT;
+        ep_mod(s->fd, EPOLLIN, TAG_SUB | i);
+        return;
+    }
+    for (int loops = 0; loops < 4; loops++) {
+        ssize_t r = read(s->fd, s->buf + s->len, SUB_BUF - s->len);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (r <= 0) {
+            sub_fail(s, r == 0 ? "server closed the stream" : "read error");
+            return;
+        }
+        s->len += (size_t)r;
+        sub_parse(s, now_ns(CLOCK_REALTIME));
+        if (s->state == S_DEAD || (size_t)r < SUB_BUF / 2)
+            return;
+    }
+}
+
+/* ---- publisher ------------------------------------------------------------------------ */
+
+static void pub_connect(unsigned i)
+{
+    struct pubc *p = &pubs[i];
+    p->fd = tcp_connect(0);
+    int fl = fcntl(p->fd, F_GETFL);
+    fcntl(p->fd, F_SETFL, fl | O_NONBLOCK);
+    p->busy = 0;
+    p->rlen = 0;
+    ep_add(p->fd, EPOLLIN, TAG_PUB | i);
+}
+
+/* Build and write one POST carrying events [k0, k0+n). */
+static void pub_send(unsigned i, uint64_t k0, unsigned n)
+{
+    struct pubc *p = &pubs[i];
+    size_t need = 1024 + (size_t)n * (o.event_bytes + 64) + (o.token ? strlen(o.token) : 0);
+    if (need > pubbuf_cap) {
+        free(pubbuf);
+        pubbuf_cap = need * 2;
+        pubbuf = malloc(pubbuf_cap);
+        if (!pubbuf)
+            die("malloc");
+    }
+    char *body = pubbuf + 1024 + (o.token ? strlen(o.token) : 0);
+    size_t blen = 0;
+    uint64_t t = now_ns(CLOCK_REALTIME);
+    for (unsigned j = 0; j < n; j++) {
+        int m = snprintf(body + blen, o.event_bytes + 64,
+                         "{\"type\":\"step_log\",\"nodeId\":\"bench\",\"level\":\"info\","
+                         "\"line\":\"t=%019" PRIu64 " k=%08" PRIu64 " ",
+                         t, k0 + j);
+        size_t used = (size_t)m;
+        /* pad the line so the posted event is event_bytes long ("\"}" closes it) */
+        while (used + 2 < o.event_bytes)
+            body[blen + used++] = 'x';
+        memcpy(body + blen + used, "\"}", 2);
+        used += 2;
+        blen += used;
+        if (n > 1)
+            body[blen++] = '\n';
+    }
+    char hdr[1024 + 4096];
+    int hl = snprintf(hdr, sizeof hdr,
+                      "POST %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Type: %s\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      o.pub_path, o.host, o.token ? "Authorization: Bearer " : "",
+                      o.token ? o.token : "", o.token ? "\r\n" : "",
+                      n > 1 ? "application/x-ndjson" : "application/json", blen);
+    char *start = body - hl;
+    memcpy(start, hdr, (size_t)hl);
+    size_t len = (size_t)hl + blen;
+    /* Small requests on an idle keep-alive socket: the send buffer takes them whole; a
+     * short write would be a bench bug, so it is reported as a post error. */
+    ssize_t w = write(p->fd, start, len);
+    if (w != (ssize_t)len) {
+        post_errors++;
+        return;
+    }
+    p->busy = 1;
+    p->sent_ns = t;
+    sent_events += n;
+}
+
+/* Parse one complete response in rbuf; returns 1 when complete (and consumes it). */
+static int pub_response(struct pubc *p, int *status, int *close_after)
+{
+    char *h = memmem(p->rbuf, p->rlen, "\r\n\r\n", 4);
+    if (!h)
+        return 0;
+    size_t hlen = (size_t)(h - p->rbuf) + 4;
+    *h = 0;
+    *status = p->rlen > 12 ? atoi(p->rbuf + 9) : 0;
+    size_t body = 0;
+    int chunked = 0;
+    *close_after = 0;
+    for (char *l = strstr(p->rbuf, "\r\n"); l; l = strstr(l + 2, "\r\n")) {
+        if (!strncasecmp(l + 2, "content-length:", 15))
+            body = (size_t)strtoul(l + 17, NULL, 10);
+        else if (!strncasecmp(l + 2, "transfer-encoding:", 18) && strcasestr(l, "chunked"))
+            chunked = 1;
+        else if (!strncasecmp(l + 2, "connection:", 11) && strcasestr(l + 13, "close"))
+            *close_after = 1;
+    }
+    *h = '\r';
+    size_t total;
+    if (chunked) {
+        char *end = memmem(p->rbuf + hlen - 2, p->rlen - (hlen - 2), "\r\n0\r\n\r\n", 7);
+        if (!end)
+            return 0;
+        total = (size_t)(end - p->rbuf) + 7;
+    } else {
+        total = hlen + body;
+        if (p->rlen < total)
+            return 0;
+    }
+    memmove(p->rbuf, p->rbuf + total, p->rlen - total);
+    p->rlen -= total;
+    return 1;
+}
+
+static void pub_event(unsigned i)
+{
+    struct pubc *p = &pubs[i];
+    ssize_t r = read(p->fd, p->rbuf + p->rlen, sizeof p->rbuf - p->rlen);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (r <= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, p->fd, NULL);
+        close(p->fd);
+        if (p->busy) {
+            post_errors++;
+            fprintf(stderr, "bench_fanout: publisher connection closed mid-request\n");
+        }
+        pub_connect(i);
+        return;
+    }
+    p->rlen += (size_t)r;
+    int status, close_after;
+    while (p->busy && pub_response(p, &status, &close_after)) {
+        p->busy = 0;
+        hist_add(&ack, (int64_t)(now_ns(CLOCK_REALTIME) - p->sent_ns));
+        if (status >= 200 && status < 300) {
+            acked_events += o.batch;
+        } else {
+            post_errors++;
+            if (post_errors < 5)
+                fprintf(stderr, "bench_fanout: POST answered %d\n", status);
+        }
+        if (close_after) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, p->fd, NULL);
+            close(p->fd);
+            pub_connect(i);
+            return;
+        }
+    }
+}
+
+/* ---- main ----------------------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: bench_fanout --target rtlog|nchan --port N --sub-path P --pub-path P\n"
+            "         [--host 127.0.0.1] [--token JWT] [--create-path P] [--subs 1000]\n"
+            "         [--rate 1000] [--secs 10] [--batch 1] [--event-bytes 200]\n"
+            "         [--pub-conns 16] [--server-pid PID] [--drain-secs 10]\n"
+            "One stream, --subs SSE subscribers, --rate events/s for --secs seconds, posted\n"
+            "--batch events per POST every batch/rate seconds (batch > 1: NDJSON, rtlog only).\n"
+            "Prints one `fanout key=value ...` line; exit 0 only if every acknowledged event\n"
+            "reached every subscriber exactly once (and, for rtlog, in seq order).\n");
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"target", 1, 0, 'T'},      {"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},
+        {"sub-path", 1, 0, 'S'},    {"pub-path", 1, 0, 'P'},    {"token", 1, 0, 't'},
+        {"create-path", 1, 0, 'C'}, {"subs", 1, 0, 'n'},        {"rate", 1, 0, 'r'},
+        {"secs", 1, 0, 's'},        {"batch", 1, 0, 'b'},       {"event-bytes", 1, 0, 'e'},
+        {"pub-conns", 1, 0, 'c'},   {"server-pid", 1, 0, 'x'},  {"drain-secs", 1, 0, 'd'},
+        {"help", 0, 0, '?'},        {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 'T':
+            if (!strcmp(optarg, "rtlog"))
+                o.target = TARGET_RTLOG;
+            else if (!strcmp(optarg, "nchan"))
+                o.target = TARGET_NCHAN;
+            else
+                usage();
+            break;
+        case 'h': o.host = optarg; break;
+        case 'p': o.port = atoi(optarg); break;
+        case 'S': o.sub_path = optarg; break;
+        case 'P': o.pub_path = optarg; break;
+        case 't': o.token = optarg; break;
+        case 'C': o.create_path = optarg; break;
+        case 'n': o.subs = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'r': o.rate = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 's': o.secs = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'b': o.batch = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'e': o.event_bytes = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'c': o.pub_conns = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'x': o.server_pid = atoi(optarg); break;
+        case 'd': o.drain_secs = atof(optarg); break;
+        default: usage();
+        }
+    }
+    if (!o.sub_path || !o.pub_path || !o.subs || !o.rate || !o.secs || !o.batch ||
+        !o.pub_conns || o.event_bytes < 96 || o.event_bytes > 60000 ||
+        (o.batch > 1 && o.target == TARGET_NCHAN))
+        usage();
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    total_events = (uint64_t)o.rate * o.secs;
+    total_events -= total_events % o.batch;
+    uint64_t total_posts = total_events / o.batch;
+    hist_init(&lat);
+    hist_init(&ack);
+
+    if (o.create_path) { /* rtlog: an empty batch creates the stream (CONTRACT "Ingest") */
+        int st = http_once("POST", o.create_path, "application/json", "[]");
+        if (st < 200 || st >= 300) {
+            fprintf(stderr, "bench_fanout: creating the stream answered %d\n", st);
+            return 2;
+        }
+    }
+
+    char req[8192];
+    int rl = snprintf(req, sizeof req,
+                      "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s%s%s\r\n",
+                      o.sub_path, o.host, o.token ? "Authorization: Bearer " : "",
+                      o.token ? o.token : "", o.token ? "\r\n" : "");
+    sub_req = req;
+    sub_req_len = (size_t)rl;
+
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        die("epoll_create1");
+    subs = calloc(o.subs, sizeof *subs);
+    pubs = calloc(o.pub_conns, sizeof *pubs);
+    if (!subs || !pubs)
+        die("calloc");
+    size_t seen_bytes = (size_t)(total_events + 7) / 8;
+    for (unsigned i = 0; i < o.subs; i++) {
+        subs[i].buf = malloc(SUB_BUF);
+        subs[i].seen = calloc(seen_bytes, 1);
+        if (!subs[i].buf || !subs[i].seen)
+            die("malloc");
+    }
+
+    /* 1. Open every subscriber (at most MAX_PENDING handshakes at once) and wait for the
+     *    200 of each: from then on the server has registered it. */
+    struct epoll_event evs[1024];
+    unsigned opened = 0, pending = 0, open_ok = 0;
+    uint64_t t_conn = now_ns(CLOCK_MONOTONIC);
+    while (open_ok + sub_failures < o.subs) {
+        while (opened < o.subs && pending < MAX_PENDING) {
+            sub_start(opened++);
+            pending++;
+        }
+        int n = epoll_wait(ep, evs, 1024, 100);
+        for (int j = 0; j < n; j++) {
+            unsigned i = (unsigned)(evs[j].data.u64 & ~TAG_MASK);
+            int before = subs[i].state;
+            sub_event(i, evs[j].events);
+            if (before != S_OPEN && (subs[i].state == S_OPEN || subs[i].state == S_DEAD)) {
+                pending--;
+                if (subs[i].state == S_OPEN)
+                    open_ok++;
+            }
+        }
+        if ((double)(now_ns(CLOCK_MONOTONIC) - t_conn) / 1e9 > o.connect_secs) {
+            fprintf(stderr, "bench_fanout: only %u of %u subscribers connected\n", open_ok, o.subs);
+            return 2;
+        }
+    }
+    double connect_s = (double)(now_ns(CLOCK_MONOTONIC) - t_conn) / 1e9;
+    if (sub_failures) {
+        fprintf(stderr, "bench_fanout: %" PRIu64 " subscribers failed to connect\n", sub_failures);
+        return 2;
+    }
+    for (unsigned i = 0; i < o.pub_conns; i++)
+        pub_connect(i);
+
+    /* 2. Settle briefly (let any initial bytes drain), then start the paced publisher. */
+    uint64_t settle_end = now_ns(CLOCK_MONOTONIC) + 300000000ull;
+    while (now_ns(CLOCK_MONOTONIC) < settle_end) {
+        int n = epoll_wait(ep, evs, 1024, 50);
+        for (int j = 0; j < n; j++)
+            if (evs[j].data.u64 & TAG_SUB)
+                sub_event((unsigned)(evs[j].data.u64 & ~TAG_MASK), evs[j].events);
+    }
+
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (tfd < 0)
+        die("timerfd_create");
+    uint64_t period_ns = (uint64_t)o.batch * 1000000000ull / o.rate;
+    struct itimerspec its = {
+        .it_interval = {(time_t)(period_ns / 1000000000ull), (long)(period_ns % 1000000000ull)},
+        .it_value = {0, 1000},
+    };
+    ep_add(tfd, EPOLLIN, TAG_TIMER);
+
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    uint64_t cpu0 = o.server_pid ? proc_cpu_ticks(o.server_pid) : 0;
+    uint64_t mbusy0, mtotal0, mbusy1, mtotal1;
+    machine_ticks(&mbusy0, &mtotal0);
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC), t_last_ack = 0, t_last_rx = t0;
+    timerfd_settime(tfd, 0, &its, NULL);
+
+    uint64_t due = 0, posts = 0, expected_delivered = 0;
+    int timer_on = 1;
+    for (;;) {
+        int n = epoll_wait(ep, evs, 1024, 20);
+        uint64_t delivered_before = lat.n;
+        for (int j = 0; j < n; j++) {
+            uint64_t tag = evs[j].data.u64;
+            unsigned i = (unsigned)(tag & ~TAG_MASK);
+            if (tag & TAG_SUB) {
+                sub_event(i, evs[j].events);
+            } else if (tag & TAG_PUB) {
+                pub_event(i);
+            } else if (tag & TAG_TIMER) {
+                uint64_t exp = 0;
+                if (read(tfd, &exp, sizeof exp) == (ssize_t)sizeof exp)
+                    due += exp;
+            }
+        }
+        if (lat.n != delivered_before)
+            t_last_rx = now_ns(CLOCK_MONOTONIC);
+        /* Post every due batch on a free connection; what waits is the backlog. */
+        for (unsigned i = 0; i < o.pub_conns && due && posts < total_posts; i++) {
+            if (!pubs[i].busy) {
+                pub_send(i, posts * o.batch, o.batch);
+                posts++;
+                due--;
+            }
+        }
+        uint64_t backlog = posts < total_posts ? (due < total_posts - posts ? due : total_posts - posts) : 0;
+        if (backlog > max_backlog)
+            max_backlog = backlog;
+        if (posts == total_posts && timer_on) {
+            timerfd_settime(tfd, 0, &(struct itimerspec){{0, 0}, {0, 0}}, NULL);
+            timer_on = 0;
+        }
+        int inflight = 0;
+        for (unsigned i = 0; i < o.pub_conns; i++)
+            inflight |= pubs[i].busy;
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        if (posts == total_posts && !inflight) {
+            if (!t_last_ack)
+                t_last_ack = now;
+            expected_delivered = acked_events * (o.subs - sub_failures);
+            if (lat.n >= expected_delivered)
+                break;
+            if ((double)(now - t_last_ack) / 1e9 > o.drain_secs)
+                break;
+        }
+        if ((double)(now - t0) / 1e9 > (double)o.secs * 3 + 60) {
+            fprintf(stderr, "bench_fanout: publishing did not finish in time\n");
+            break;
+        }
+    }
+    uint64_t t_end = t_last_rx;
+    uint64_t cpu1 = o.server_pid ? proc_cpu_ticks(o.server_pid) : 0;
+    getrusage(RUSAGE_SELF, &ru1);
+    machine_ticks(&mbusy1, &mtotal1);
+    double wall = (double)(t_end - t0) / 1e9;
+
+    uint64_t uniq = 0, dups = 0, order = 0;
+    for (unsigned i = 0; i < o.subs; i++) {
+        uniq += subs[i].unique;
+        dups += subs[i].dups;
+        order += subs[i].order_errs;
+        if (subs[i].state != S_DEAD)
+            close_rst(subs[i].fd);
+    }
+    for (unsigned i = 0; i < o.pub_conns; i++)
+        close(pubs[i].fd);
+    expected_delivered = acked_events * o.subs;
+    long tck = sysconf(_SC_CLK_TCK);
+    double srv_cpu_s = (double)(cpu1 - cpu0) / (double)tck;
+    double cli_cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+                       (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
+                       (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+                       (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    /* busy share of all CPUs, in percent of one core (200 = two cores saturated) */
+    double machine_pct = mtotal1 > mtotal0 ? 100.0 * (double)ncpu * (double)(mbusy1 - mbusy0) /
+                                                 (double)(mtotal1 - mtotal0)
+                                           : 0.0;
+    uint64_t missing = expected_delivered > uniq ? expected_delivered - uniq : 0;
+
+    printf("fanout target=%s subs=%u rate=%u secs=%u batch=%u event_bytes=%u pub_conns=%u "
+           "connect_s=%.2f published=%" PRIu64 " acked=%" PRIu64 " post_errors=%" PRIu64
+           " max_backlog=%" PRIu64 " expected=%" PRIu64 " delivered=%" PRIu64
+           " missing=%" PRIu64 " dups=%" PRIu64 " order_errors=%" PRIu64
+           " wall_s=%.3f delivered_per_s=%.0f lat_p50_us=%" PRIu64 " lat_p90_us=%" PRIu64
+           " lat_p99_us=%" PRIu64 " lat_p999_us=%" PRIu64 " lat_max_us=%" PRIu64
+           " ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64 " server_cpu_s=%.2f server_cpu_pct=%.1f"
+           " server_cpu_us_per_delivery=%.3f client_cpu_pct=%.1f machine_busy_pct=%.0f ncpu=%ld\n",
+           o.target == TARGET_RTLOG ? "rtlog" : "nchan", o.subs, o.rate, o.secs, o.batch,
+           o.event_bytes, o.pub_conns, connect_s, sent_events, acked_events, post_errors,
+           max_backlog, expected_delivered, uniq, missing, dups, order, wall,
+           wall > 0 ? (double)uniq / wall : 0.0, hist_q(&lat, 0.50), hist_q(&lat, 0.90),
+           hist_q(&lat, 0.99), hist_q(&lat, 0.999), lat.max, hist_q(&ack, 0.50),
+           hist_q(&ack, 0.99), srv_cpu_s, wall > 0 ? 100.0 * srv_cpu_s / wall : 0.0,
+           uniq ? srv_cpu_s * 1e6 / (double)uniq : 0.0,
+           wall > 0 ? 100.0 * cli_cpu_s / wall : 0.0, machine_pct, ncpu);
+    int ok = missing == 0 && dups == 0 && order == 0 && post_errors == 0 && sub_failures == 0 &&
+             acked_events == total_events;
+    return ok ? 0 : 1;
+}
