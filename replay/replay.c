@@ -31,7 +31,8 @@ struct frame {
     size_t json_len;
     const char *json;    /* canonical JSON with "seq" last, secrets redacted; not NUL-ended */
     const char *type;    /* NUL-terminated */
-    const char *node_id; /* NUL-terminated, NULL when the event has no string nodeId */
+    const char *node_id; /* NUL-terminated copy, NULL when the event has no string nodeId */
+    size_t node_len;     /* its length (the value itself may hold NUL bytes) */
     int seals;           /* the event seals its stream */
 };
 
@@ -235,8 +236,10 @@ static rtlog_err frame_make(rtlog_replay *e, struct stream *st, const rtlog_even
         memcpy(p, node, node_len);
         p[node_len] = '\0';
         f->node_id = p;
+        f->node_len = node_len;
     } else {
         f->node_id = NULL;
+        f->node_len = 0;
     }
     f->seq = ev->seq;
     f->seals = (rtlog_schema_type_flags(st->family, f->type) & RTLOG_REC_SEALS) != 0;
@@ -246,7 +249,8 @@ static rtlog_err frame_make(rtlog_replay *e, struct stream *st, const rtlog_even
 
 static int filter_pass(const rtlog_replay_sub *s, const struct frame *f)
 {
-    if (s->node_id && (!f->node_id || strcmp(s->node_id, f->node_id) != 0))
+    if (s->node_id && (!f->node_id || f->node_len != strlen(s->node_id) ||
+                       memcmp(s->node_id, f->node_id, f->node_len) != 0))
         return 0;
     if (s->types) {
         for (size_t i = 0; i < s->ntypes; i++)
@@ -366,7 +370,7 @@ static int fill_read_cb(void *ctx, const rtlog_event_view *ev)
         fl->full = 1;
         return 1;
     }
-    struct frame *f;
+    struct frame *f = NULL;
     rtlog_err rc = frame_make(s->e, s->st, ev, &f, fl->ei);
     if (rc != RTLOG_OK) {
         fl->err = rc;

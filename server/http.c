@@ -7,8 +7,10 @@
  * the 201 is written from EVENT_WAIT_CANCELLED via a WRITEABLE, so the lws thread never
  * waits for an fsync. Errors decided before the body has been read are answered after
  * reading (and discarding) it when it is small, so keep-alive works and the client never
- * sees a reset; oversized or unframed bodies (413, 411) are answered at once and the
- * connection is closed, because reading them would be the attack.
+ * sees a reset; oversized bodies (413) are answered at once, then the rest of the body is
+ * read and dropped for a bounded time and size before closing ("lingering close", as
+ * nginx does), so a client still writing gets its 413 instead of EPIPE/ECONNRESET.
+ * Unframed bodies (411) are answered and closed at once.
  * Responses are written in two WRITEABLEs (headers, then body) as lws requires.
  */
 #define RTLOG_LOG_TAG "http"
@@ -24,6 +26,8 @@
 #include <strings.h>
 
 #define DEFER_MAX_BODY (1u << 20) /* read and drop at most this much before a deferred error */
+#define LINGER_MAX_BYTES (64u << 20) /* after an early error, discard at most this much body */
+#define LINGER_SECS 5                /* ... for at most this long, then close */
 
 void http_reset(struct conn *c)
 {
@@ -31,6 +35,9 @@ void http_reset(struct conn *c)
     c->deferred = RTLOG_OK;
     c->deferred_msg[0] = '\0';
     c->discard_body = 0;
+    c->linger = 0;
+    c->discarded = 0;
+    c->body_done = 0;
     c->content_length = 0;
     c->has_expected = 0;
     c->expected = 0;
@@ -111,13 +118,30 @@ int http_writeable(struct conn *c)
     int n = lws_write(wsi, (unsigned char *)w->p + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
     c->resp = RS_NONE;
     s->responses_pending--;
-    int close = c->resp_close;
-    http_reset(c);
-    if (n < (int)len || close)
+    if (n < (int)len)
         return -1;
+    if (c->resp_close) {
+        if (c->linger == 1 && !c->body_done) {
+            /* keep reading (and dropping) what the client is still sending, bounded */
+            c->linger = 2;
+            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LINGER_SECS);
+            return 0;
+        }
+        return -1;
+    }
+    http_reset(c);
     if (lws_http_transaction_completed(wsi))
         return -1;
     return 0;
+}
+
+/* Answer now, before the body is read, and close afterwards (lingering). */
+static void reject_early(struct conn *c, int status, rtlog_err code, const char *msg)
+{
+    c->srv->m_ingest_rejected++;
+    c->ingest_active = 0;
+    c->linger = 1;
+    http_respond_status(c, status, code, msg, 1);
 }
 
 /* ---- ingest -------------------------------------------------------------------------- */
@@ -237,11 +261,9 @@ static int ingest_start(struct conn *c, const route *r)
     }
     c->content_length = cl;
     if (cl > s->cfg.max_body_bytes) {
-        s->m_ingest_rejected++;
         snprintf(buf, sizeof buf, "request body larger than %" PRIu64 " bytes",
                  s->cfg.max_body_bytes);
-        http_respond_error(c, RTLOG_E_TOOBIG, buf, 1);
-        c->ingest_active = 0;
+        reject_early(c, 413, RTLOG_E_TOOBIG, buf);
         return 0;
     }
 
@@ -280,12 +302,17 @@ static int ingest_start(struct conn *c, const route *r)
     c->skind = kind;
 
     if (c->deferred != RTLOG_OK) {
-        s->m_ingest_rejected++;
-        if (cl > DEFER_MAX_BODY || cl == 0) {
-            http_respond_error(c, c->deferred, c->deferred_msg, cl != 0);
+        if (cl == 0) {
+            s->m_ingest_rejected++;
+            http_respond_error(c, c->deferred, c->deferred_msg, 0);
             c->ingest_active = 0;
             return 0;
         }
+        if (cl > DEFER_MAX_BODY) {
+            reject_early(c, rtlog_err_http_status(c->deferred), c->deferred, c->deferred_msg);
+            return 0;
+        }
+        s->m_ingest_rejected++;
         c->discard_body = 1;
         return 0;
     }
@@ -297,14 +324,16 @@ static int ingest_start(struct conn *c, const route *r)
 int http_body(struct conn *c, const void *in, size_t len)
 {
     struct srv *s = c->srv;
+    if (c->linger) {
+        c->discarded += len;
+        return c->discarded > LINGER_MAX_BYTES ? -1 : 0;
+    }
     if (!c->ingest_active || c->resp != RS_NONE)
         return 0;
     if (c->discard_body)
         return 0;
     if (c->body.len + len > c->content_length || c->body.len + len > s->cfg.max_body_bytes) {
-        s->m_ingest_rejected++;
-        http_respond_error(c, RTLOG_E_TOOBIG, "request body larger than announced", 1);
-        c->ingest_active = 0;
+        reject_early(c, 413, RTLOG_E_TOOBIG, "request body larger than announced");
         return 0;
     }
     if (rtlog_buf_append(&c->body, in, len) != RTLOG_OK) {
@@ -317,6 +346,9 @@ int http_body(struct conn *c, const void *in, size_t len)
 int http_body_done(struct conn *c)
 {
     struct srv *s = c->srv;
+    c->body_done = 1;
+    if (c->linger == 2)
+        return -1; /* the early answer is out and the body is drained: close now */
     if (!c->ingest_active || c->resp != RS_NONE)
         return 0;
     c->ingest_active = 0;

@@ -24,7 +24,17 @@
  *   one entry exactly, else 403 forbidden. Requests without Origin always pass.
  * - Cursor (Last-Event-ID, lastEventId): OWS trimmed, empty = absent, plain decimal in
  *   [0, 2^63-1] (leading zeros allowed), anything else 400 bad_request (WS: close 4400).
- *   The SSE header wins over the query parameter.
+ *   The SSE header wins over the query parameter; of two Last-Event-ID headers the first
+ *   counts (lws exposes only the first).
+ * - Ingest: Bearer token only (no ?token= on POST). Without Content-Length: 411; with
+ *   Transfer-Encoding: 411 (lws cannot de-chunk); over max-body-bytes: 413 at once, then
+ *   the body is read and dropped (at most 64 MiB / 5 s) before closing, so clients get
+ *   the 413 rather than a reset. While draining: 503 (code internal_error, retry).
+ * - /health/live: 200 while the process serves. /health/ready: 200 when the store is open,
+ *   the last commit did not fail for lack of space and the server is not draining; else
+ *   503 with {"status":"unavailable","reason":...}. /metrics needs no token.
+ * - Paths are URL-decoded and normalised by lws before routing ("a%2f..%2fb" is "b", a
+ *   %0d%0a ends the path): the access check always runs on the name actually served.
  * - Dashboard without a cursor starts at its latest metric_update and delivers everything
  *   after it (alerts included), then live events; with no metric_update, live only.
  * Source: CONTRACT.md (all but "Agents"), DESIGN.md "Threads".

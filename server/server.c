@@ -548,7 +548,7 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
     C("rtlog_commits_total", "Durable write transactions.", ss.commits);
     C("rtlog_append_batches_total", "Append requests committed.", ss.batches);
     C("rtlog_failed_commits_total", "Write transactions that failed.", ss.failed_commits);
-    G("rtlog_storage_full", "1 while the last commit failed for lack of space.",
+    G("rtlog_storage_full", "Whether the last commit failed for lack of space.",
       "rtlog_storage_full %d", ss.full);
     G("rtlog_storage_map_bytes", "Current LMDB map size.", "rtlog_storage_map_bytes %" PRIu64,
       ss.map_bytes);
@@ -579,7 +579,7 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
       s->m_expired);
     C("rtlog_ws_messages_received_total", "WebSocket messages received.",
       s->m_ws_messages_in);
-    G("rtlog_draining", "1 while the server drains for shutdown.", "rtlog_draining %d",
+    G("rtlog_draining", "Whether the server is draining for shutdown.", "rtlog_draining %d",
       s->draining);
 #undef G
 #undef C

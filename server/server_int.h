@@ -179,6 +179,10 @@ struct conn {
     rtlog_err deferred;    /* answer this once the body is read (RTLOG_OK = none) */
     char deferred_msg[256];
     int discard_body;
+    int linger;            /* 1: early answer queued, close after it once the body is
+                            * drained; 2: answer written, draining */
+    uint64_t discarded;    /* body bytes dropped while lingering */
+    int body_done;         /* lws reported the end of the body */
     uint64_t content_length;
     rtlog_buf body;
     struct job *job;

@@ -145,10 +145,8 @@ int sse_writeable(struct conn *c)
         if (c->sub && !c->sub_done) {
             rtlog_replay_state st;
             rtlog_errinfo ei = {0};
-            size_t before = w->len;
             rtlog_err rc = rtlog_replay_fill(c->sub, w, (size_t)s->cfg.sse_write_bytes, 0, &st,
                                              NULL, &ei);
-            (void)before;
             if (rc != RTLOG_OK) {
                 LOG_ERR("conn=%" PRIu64 " stream=%s delivery failed: %s", c->id, c->stream,
                         ei.text);

@@ -21,9 +21,9 @@ void st_meta_encode(const st_meta *m, uint8_t out[META_SIZE])
     out[0] = META_VERSION;
     out[1] = m->kind;
     out[2] = m->sealed;
-    const uint64_t v[11] = {m->id,        m->created_ms,   m->first_seq,    m->last_seq,
-                            m->count,     m->stored_bytes, m->raw_bytes,    m->snapshot_seq,
-                            m->tail_first, m->tail_count,  m->tail_bytes};
+    const uint64_t v[11] = {m->id,         m->created_ms,   m->first_seq, m->last_seq,
+                            m->count,      m->stored_bytes, m->raw_bytes, m->snapshot_seq,
+                            m->tail_first, m->tail_count,   m->tail_bytes};
     for (size_t i = 0; i < 11; i++)
         put_be64(out + 4 + 8 * i, v[i]);
     size_t sl = strnlen(m->status, sizeof m->status - 1);
@@ -74,8 +74,7 @@ void st_meta_to_info(const char *name, size_t len, const st_meta *m, rtlog_strea
 /* ---- entry values --------------------------------------------------------------------------- */
 
 /* Decompress one zstd frame whose content size must be known and sane. */
-static int unzstd(ZSTD_DCtx *dctx, const uint8_t *src, size_t len, rtlog_buf *buf,
-                  const char **why)
+static int unzstd(ZSTD_DCtx *dctx, const uint8_t *src, size_t len, rtlog_buf *buf, const char **why)
 {
     unsigned long long fcs = ZSTD_getFrameContentSize(src, len);
     if (fcs == ZSTD_CONTENTSIZE_ERROR || fcs == ZSTD_CONTENTSIZE_UNKNOWN || fcs > RECORD_MAX) {
@@ -254,8 +253,8 @@ rtlog_err st_encode_request(rtlog_store *st, st_req *req, rtlog_errinfo *ei)
             e->first_rec = i;
             e->k = (uint32_t)(j - i);
             e->mp_bytes = bytes;
-            rc = st_encode_block(cc->cctx, mps, lens, j - i, &cc->scratch, &req->vals,
-                                 &e->hash_off);
+            rc =
+                st_encode_block(cc->cctx, mps, lens, j - i, &cc->scratch, &req->vals, &e->hash_off);
             e->len = req->vals.len - e->off;
         } else {
             for (size_t t = i; t < j && rc == RTLOG_OK; t++) {

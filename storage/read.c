@@ -98,9 +98,8 @@ rtlog_err rtlog_store_read(rtlog_store *st, const char *stream, uint64_t from_se
         }
         if (drc || dec.k > kseq || kseq - dec.k + 1 > want ||
             (!first && kseq - dec.k + 1 != want)) {
-            err = rtlog_errinfo_set(ei, RTLOG_E_CORRUPT, -1, NULL,
-                                    "stream %s: seq %llu: %s", stream, (unsigned long long)want,
-                                    drc ? why : "missing");
+            err = rtlog_errinfo_set(ei, RTLOG_E_CORRUPT, -1, NULL, "stream %s: seq %llu: %s",
+                                    stream, (unsigned long long)want, drc ? why : "missing");
             goto out;
         }
         uint64_t seq = kseq - dec.k + 1;

@@ -95,9 +95,10 @@ int st_adopt_mapsize(rtlog_store *st)
     int rc = mdb_env_set_mapsize(st->env, 0);
     if (!rc)
         st->map_size = env_mapsize(st->env);
+    size_t now = st->map_size;
     pthread_rwlock_unlock(&st->gate);
     pthread_mutex_lock(&st->stats_mu);
-    st->stats.map_bytes = st->map_size;
+    st->stats.map_bytes = now;
     pthread_mutex_unlock(&st->stats_mu);
     return rc;
 }
@@ -200,13 +201,19 @@ static rtlog_err open_dbs(rtlog_store *st, const char *dir, rtlog_errinfo *ei)
     rc = mdb_dbi_open(txn, "meta", 0, &st->dbi_meta);
     if (rc == MDB_NOTFOUND) {
         MDB_stat ms;
-        if ((rc = mdb_stat(txn, 0 /* main DBI */, &ms))) {
+        MDB_dbi main_dbi;
+        if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) || (rc = mdb_stat(txn, main_dbi, &ms))) {
             err = st_lmdb_err(st, rc, "mdb_stat", ei);
             goto fail;
         }
-        if (ms.ms_entries != 0 || st->readonly) {
+        if (ms.ms_entries != 0) {
             err = rtlog_errinfo_set(ei, RTLOG_E_CORRUPT, -1, NULL,
                                     "%s holds an LMDB environment that is not an rtlog store", dir);
+            goto fail;
+        }
+        if (st->readonly) { /* an environment whose creating txn never committed */
+            err =
+                rtlog_errinfo_set(ei, RTLOG_E_NOTFOUND, -1, NULL, "no rtlog store in %s yet", dir);
             goto fail;
         }
         /* A fresh environment: create the layout. */
@@ -249,10 +256,9 @@ static rtlog_err open_dbs(rtlog_store *st, const char *dir, rtlog_errinfo *ei)
         }
         if ((rc = mdb_dbi_open(txn, "streams", 0, &st->dbi_streams)) ||
             (rc = mdb_dbi_open(txn, "events", 0, &st->dbi_events))) {
-            err = rc == MDB_NOTFOUND
-                      ? rtlog_errinfo_set(ei, RTLOG_E_CORRUPT, -1, NULL,
-                                          "%s: rtlog store lacks a database", dir)
-                      : st_lmdb_err(st, rc, "mdb_dbi_open", ei);
+            err = rc == MDB_NOTFOUND ? rtlog_errinfo_set(ei, RTLOG_E_CORRUPT, -1, NULL,
+                                                         "%s: rtlog store lacks a database", dir)
+                                     : st_lmdb_err(st, rc, "mdb_dbi_open", ei);
             goto fail;
         }
     }
@@ -289,8 +295,8 @@ rtlog_err rtlog_store_open(const rtlog_store_opts *o, rtlog_store **out, rtlog_e
     struct stat sb;
     int fresh = stat(dpath, &sb) != 0;
     if (o->readonly && fresh)
-        return rtlog_errinfo_set(ei, RTLOG_E_NOTFOUND, -1, NULL, "no rtlog store in %s: %s",
-                                 o->dir, strerror(errno));
+        return rtlog_errinfo_set(ei, RTLOG_E_NOTFOUND, -1, NULL, "no rtlog store in %s: %s", o->dir,
+                                 strerror(errno));
 
     rtlog_store *st = calloc(1, sizeof *st);
     if (!st)

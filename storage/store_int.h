@@ -32,18 +32,18 @@
 #include "rtlog_buf.h"
 #include "rtlog_store.h"
 
-#define ST_FORMAT   1u          /* meta "format"; refuse to open anything newer */
-#define VAL_VERSION 1u          /* high nibble of an entry's first byte */
+#define ST_FORMAT   1u /* meta "format"; refuse to open anything newer */
+#define VAL_VERSION 1u /* high nibble of an entry's first byte */
 #define CODEC_RAW   0u
 #define CODEC_ZSTD  1u
 #define CODEC_BLOCK 2u
 
 #define BLOCK_MAX_EVENTS 256u           /* events per block */
 #define BLOCK_MAX_RAW    (256u * 1024u) /* msgpack bytes per block */
-#define BLOCK_MIN_EVENTS 8u            /* a caller's chunk smaller than this goes to the tail */
-#define BIG_RECORD       (16u * 1024u) /* a record larger than this is never put in a block */
-#define SINGLE_ZSTD_MIN  1024u         /* a single record this large is compressed alone */
-#define ZSTD_LEVEL       1             /* blocks: level 1 and 3 differ by < 1% on the real runs */
+#define BLOCK_MIN_EVENTS 8u             /* a caller's chunk smaller than this goes to the tail */
+#define BIG_RECORD       (16u * 1024u)  /* a record larger than this is never put in a block */
+#define SINGLE_ZSTD_MIN  1024u          /* a single record this large is compressed alone */
+#define ZSTD_LEVEL       1              /* blocks: level 1 and 3 differ by < 1% on the real runs */
 #define RECORD_MAX       (256u * 1024u * 1024u) /* sanity cap on a stored size read back */
 #define TXN_VALUE_BYTES  (64u * 1024u * 1024u)  /* writer: value bytes per write txn */
 #define KEY_SIZE         16u
@@ -64,18 +64,18 @@ typedef struct st_meta {
     uint64_t tail_bytes;   /* msgpack bytes in them */
     uint8_t kind;          /* rtlog_kind */
     uint8_t sealed;
-    char status[32];       /* NUL-terminated final status */
-    uint8_t head[32];      /* h(last_seq) */
+    char status[32];  /* NUL-terminated final status */
+    uint8_t head[32]; /* h(last_seq) */
 } st_meta;
 
 /* A reader context: a reset read txn with its cursor, a decompression context and a buffer.
  * Pooled so a read call costs no malloc and no reader-slot search once warm. */
 typedef struct st_reader {
     struct st_reader *next;
-    MDB_txn *txn;       /* reset while pooled; NULL until first use */
-    MDB_cursor *cur;    /* on `events`, renewed with the txn */
+    MDB_txn *txn;    /* reset while pooled; NULL until first use */
+    MDB_cursor *cur; /* on `events`, renewed with the txn */
     ZSTD_DCtx *dctx;
-    rtlog_buf buf;      /* decompressed block or record */
+    rtlog_buf buf; /* decompressed block or record */
     /* buf holds the payload of the block at (cache_id, cache_key) when cache_ok: a reader
      * that goes through a block one call at a time decompresses it once. */
     uint64_t cache_id, cache_key;
@@ -91,11 +91,11 @@ typedef struct st_cctx {
 
 /* One value to put for a request: @k events starting at record index @first_rec. */
 typedef struct st_entry {
-    size_t off, len;  /* bytes in the request's value buffer */
-    size_t first_rec; /* index into recs */
-    uint32_t k;       /* events in this entry; 1 = single */
-    uint32_t hash_off;/* offset of the first hash8 slot inside the value */
-    uint64_t mp_bytes;/* msgpack bytes of its records */
+    size_t off, len;   /* bytes in the request's value buffer */
+    size_t first_rec;  /* index into recs */
+    uint32_t k;        /* events in this entry; 1 = single */
+    uint32_t hash_off; /* offset of the first hash8 slot inside the value */
+    uint64_t mp_bytes; /* msgpack bytes of its records */
 } st_entry;
 
 enum { OP_APPEND = 1, OP_SEAL };
@@ -112,18 +112,18 @@ typedef struct st_req {
     size_t n;
     uint64_t expected;
     int has_expected;
-    size_t bad_seal;       /* 0, or 1 + index of a record that follows the sealing record */
+    size_t bad_seal; /* 0, or 1 + index of a record that follows the sealing record */
     rtlog_append_cb cb;
     void *ctx;
-    rtlog_buf vals;        /* encoded entries back to back (hash slots zero) */
-    st_entry *ent;         /* nent entries */
+    rtlog_buf vals; /* encoded entries back to back (hash slots zero) */
+    st_entry *ent;  /* nent entries */
     size_t nent;
     uint64_t value_bytes;
     /* result, filled by the writer */
     rtlog_err rc;
     rtlog_append_res res;
     rtlog_errinfo ei;
-    int touched;           /* the stream changed in the committed txn */
+    int touched; /* the stream changed in the committed txn */
 } st_req;
 
 /* The writer's view of one stream during a write txn (cached so a stream touched by many
@@ -170,21 +170,21 @@ struct rtlog_store {
     ZSTD_DCtx *wdctx;
     EVP_MD *sha256;
     EVP_MD_CTX *mdctx;
-    rtlog_buf wraw;      /* compaction: raw records of the tail */
-    rtlog_buf wdec;      /* compaction: one decompressed tail entry */
-    rtlog_buf wscratch;  /* compaction: a block's uncompressed payload */
-    rtlog_buf wblk;      /* compaction: a block value */
+    rtlog_buf wraw;          /* compaction: raw records of the tail */
+    rtlog_buf wdec;          /* compaction: one decompressed tail entry */
+    rtlog_buf wscratch;      /* compaction: a block's uncompressed payload */
+    rtlog_buf wblk;          /* compaction: a block value */
     struct st_titem *titems; /* compaction: the tail's entries */
     size_t titems_cap;
-    st_req **group;      /* the requests taken for the current group commit */
+    st_req **group; /* the requests taken for the current group commit */
     size_t group_cap;
-    uint32_t *wslots;    /* hash slots into wtab (index + 1; 0 = empty) */
-    size_t wtab_n;       /* streams in wtab */
-    st_wstream *wtab;    /* streams touched in the current txn (wtab_n used, wtab_cap allocated) */
+    uint32_t *wslots; /* hash slots into wtab (index + 1; 0 = empty) */
+    size_t wtab_n;    /* streams in wtab */
+    st_wstream *wtab; /* streams touched in the current txn (wtab_n used, wtab_cap allocated) */
     size_t wtab_cap, wslots_cap;
     rtlog_commit_note *notes;
     size_t notes_cap;
-    uint64_t next_id;    /* valid inside a write txn once next_id_loaded */
+    uint64_t next_id; /* valid inside a write txn once next_id_loaded */
     int next_id_loaded, next_id_dirty;
 
     /* stats */

@@ -55,8 +55,7 @@ static size_t chain_step(rtlog_store *st, uint8_t head[32], const rtlog_rec *r, 
     t += 6;
     t += u64_dec(tail + t, seq);
     tail[t++] = '}';
-    if (!EVP_DigestInit_ex(st->mdctx, st->sha256, NULL) ||
-        !EVP_DigestUpdate(st->mdctx, head, 32) ||
+    if (!EVP_DigestInit_ex(st->mdctx, st->sha256, NULL) || !EVP_DigestUpdate(st->mdctx, head, 32) ||
         !EVP_DigestUpdate(st->mdctx, r->json, r->json_len - 1) ||
         !EVP_DigestUpdate(st->mdctx, tail, t) || !EVP_DigestFinal_ex(st->mdctx, head, NULL))
         return 0;
@@ -225,7 +224,8 @@ static int compact_tail(rtlog_store *st, MDB_txn *txn, st_wstream *w)
             rc = drc == -2 ? ENOMEM : MDB_CORRUPTED;
             break;
         }
-        if (titems_reserve(st, n + 1) || rtlog_buf_append(&st->wraw, dec.payload, dec.payload_len)) {
+        if (titems_reserve(st, n + 1) ||
+            rtlog_buf_append(&st->wraw, dec.payload, dec.payload_len)) {
             rc = ENOMEM;
             break;
         }
@@ -332,10 +332,10 @@ static int apply(rtlog_store *st, MDB_txn *txn, st_req *r)
         return 0;
     }
     if (r->has_expected && r->expected != last) {
-        r->rc = rtlog_errinfo_set(&r->ei, RTLOG_E_CONFLICT, -1, NULL,
-                                  "expectedSeq %llu does not match: stream %s is at seq %llu",
-                                  (unsigned long long)r->expected, r->stream,
-                                  (unsigned long long)last);
+        r->rc =
+            rtlog_errinfo_set(&r->ei, RTLOG_E_CONFLICT, -1, NULL,
+                              "expectedSeq %llu does not match: stream %s is at seq %llu",
+                              (unsigned long long)r->expected, r->stream, (unsigned long long)last);
         return 0;
     }
     if (w->exists && m->sealed) {
@@ -369,8 +369,8 @@ static int apply(rtlog_store *st, MDB_txn *txn, st_req *r)
         return 0;
 
     uint64_t seq = last + 1;
-    for (size_t ei = 0; ei < r->nent; ei++) {
-        const st_entry *e = &r->ent[ei];
+    for (size_t x = 0; x < r->nent; x++) {
+        const st_entry *e = &r->ent[x];
         if (e->k > 1 && m->tail_count) {
             /* Keep the invariant that single entries only trail a stream. */
             if ((rc = compact_tail(st, txn, w)))
@@ -433,26 +433,29 @@ static void fmt_size(char *out, size_t cap, size_t v)
         snprintf(out, cap, "%zu bytes", v);
 }
 
-/* Grow the map after MDB_MAP_FULL. 1 = grown (redo), 0 = at its limit (text in @ei). */
+/* Grow the map after MDB_MAP_FULL. 1 = grown (redo), 0 = at its limit (text in @ei).
+ * map_size is read and written under the exclusive gate: a reader thread may be adopting a
+ * size another process set at the same moment. */
 static int grow_map(rtlog_store *st, rtlog_errinfo *ei)
 {
     char lim[48];
-    if (st->map_max && st->map_size >= st->map_max) {
-        fmt_size(lim, sizeof lim, st->map_max);
-        rtlog_errinfo_set(ei, RTLOG_E_FULL, -1, NULL, "storage full: map limit %s reached", lim);
-        return 0;
-    }
-    size_t want = st->map_size > SIZE_MAX / 2 ? SIZE_MAX : st->map_size * 2;
+    pthread_rwlock_wrlock(&st->gate);
+    size_t cur = st->map_size, want = cur > SIZE_MAX / 2 ? SIZE_MAX : cur * 2;
     if (st->map_max && want > st->map_max)
         want = st->map_max;
-    pthread_rwlock_wrlock(&st->gate);
-    int rc = mdb_env_set_mapsize(st->env, want);
-    if (!rc) {
+    int rc = -1;
+    if (want > cur && (rc = mdb_env_set_mapsize(st->env, want)) == 0) {
         MDB_envinfo info;
         if (!mdb_env_info(st->env, &info))
             st->map_size = info.me_mapsize;
     }
+    size_t now = st->map_size;
     pthread_rwlock_unlock(&st->gate);
+    if (rc == -1) {
+        fmt_size(lim, sizeof lim, st->map_max);
+        rtlog_errinfo_set(ei, RTLOG_E_FULL, -1, NULL, "storage full: map limit %s reached", lim);
+        return 0;
+    }
     if (rc) {
         fmt_size(lim, sizeof lim, want);
         rtlog_errinfo_set(ei, RTLOG_E_FULL, -1, NULL, "storage full: cannot grow the map to %s: %s",
@@ -460,7 +463,7 @@ static int grow_map(rtlog_store *st, rtlog_errinfo *ei)
         return 0;
     }
     pthread_mutex_lock(&st->stats_mu);
-    st->stats.map_bytes = st->map_size;
+    st->stats.map_bytes = now;
     pthread_mutex_unlock(&st->stats_mu);
     return 1;
 }
@@ -721,7 +724,7 @@ void st_writer_stop(rtlog_store *st)
     st->writer_started = 0;
 }
 
-/* ---- the public append calls ------------------------------------------------------------------ */
+/* ---- the public append calls ---------------------------------------------------------------- */
 
 static rtlog_err enqueue(rtlog_store *st, st_req *r, rtlog_errinfo *ei)
 {
@@ -809,8 +812,8 @@ static rtlog_err append_async(rtlog_store *st, const rtlog_append_req *req, rtlo
     return rc;
 }
 
-rtlog_err rtlog_store_append_async(rtlog_store *st, const rtlog_append_req *req,
-                                   rtlog_append_cb cb, void *ctx)
+rtlog_err rtlog_store_append_async(rtlog_store *st, const rtlog_append_req *req, rtlog_append_cb cb,
+                                   void *ctx)
 {
     return append_async(st, req, cb, ctx, NULL);
 }

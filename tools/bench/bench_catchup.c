@@ -209,6 +209,8 @@ int main(int argc, char **argv)
     if (fails) {
         fprintf(stderr, "bench_catchup: %d of %u replays were incomplete or out of order\n",
                 fails, repeat);
+        free(res);
+        free(buf);
         return 1;
     }
     qsort(res, repeat, sizeof *res, cmp_rate);

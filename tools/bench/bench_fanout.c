@@ -6,9 +6,12 @@
  * HTTP/SSE parse (headers once, then frames split on the blank line), and the publisher is
  * a timerfd that posts one batch per tick on a small pool of keep-alive connections (a POST
  * is only acknowledged after its commit, so one connection alone could not keep the pace).
- * Each event carries its publish time (CLOCK_REALTIME ns, taken just before the POST is
- * written) and its index in its `line`; a subscriber takes the receive time once per read()
- * and records now - t in a 1 us histogram. Per subscriber a bitmap of indexes counts missing
+ * Each event carries in its `line` its publish time (CLOCK_REALTIME ns, taken just before the
+ * POST is written), its scheduled time (start + index * period) and its index; a subscriber
+ * takes the receive time once per read() and records now - publish ("lat") and now -
+ * scheduled ("e2e") in 1 us histograms. e2e includes the time an event waited in the
+ * publisher because every connection still waited for its 201: when the server slows its
+ * acks, lat alone would hide that (coordinated omission). Per subscriber a bitmap of indexes counts missing
  * and duplicate events, and for rtlog the SSE `id:` must grow by exactly 1 (order, no gap).
  * The same tool drives nchan (target nchan: no token, one event per POST) so the two servers
  * are measured by the same code. Server CPU comes from /proc/<pid>/stat over the measured
@@ -38,7 +41,9 @@ enum { TARGET_RTLOG, TARGET_NCHAN };
 enum { S_CONNECTING, S_HDRWAIT, S_OPEN, S_DEAD };
 
 #define SUB_BUF     (64 * 1024)
-#define HIST_US     (2 * 1000 * 1000) /* 1 us bins up to 2 s; later lands in the last bin */
+#define HIST_US     (2 * 1000 * 1000) /* 1 us bins below 2 s ... */
+#define HIST_MS     (118 * 1000)      /* ... then 1 ms bins up to 120 s; later: the last bin */
+#define HIST_BINS   (HIST_US + HIST_MS + 1)
 #define TAG_SUB     (1ull << 62)
 #define TAG_PUB     (1ull << 61)
 #define TAG_TIMER   (1ull << 60)
@@ -89,7 +94,9 @@ static struct pubc *pubs;
 static int ep;
 static uint64_t total_events, acked_events, sent_events, post_errors, sub_failures;
 static uint64_t max_backlog;
-static struct hist lat, ack;
+static struct hist lat, e2e, ack;
+static uint64_t sched0_ns, period_ns; /* CLOCK_REALTIME of event 0; ns between batches */
+static uint64_t first_post_ns, last_post_ns;
 static char *sub_req;
 static size_t sub_req_len;
 static char *pubbuf;
@@ -110,7 +117,7 @@ static void die(const char *what)
 
 static void hist_init(struct hist *h)
 {
-    h->bin = calloc(HIST_US + 1, sizeof *h->bin);
+    h->bin = calloc(HIST_BINS, sizeof *h->bin);
     if (!h->bin)
         die("calloc");
 }
@@ -120,7 +127,8 @@ static void hist_add(struct hist *h, int64_t ns)
     uint64_t us = ns < 0 ? 0 : (uint64_t)ns / 1000u;
     if (us > h->max)
         h->max = us;
-    h->bin[us > HIST_US ? HIST_US : us]++;
+    uint64_t b = us < HIST_US ? us : HIST_US + (us - HIST_US) / 1000u;
+    h->bin[b < HIST_BINS ? b : HIST_BINS - 1]++;
     h->n++;
 }
 
@@ -133,12 +141,12 @@ static uint64_t hist_q(const struct hist *h, double q)
     if (want >= h->n)
         want = h->n - 1;
     uint64_t acc = 0;
-    for (uint64_t i = 0; i <= HIST_US; i++) {
+    for (uint64_t i = 0; i < HIST_BINS; i++) {
         acc += h->bin[i];
         if (acc > want)
-            return i;
+            return i < HIST_US ? i : HIST_US + (i - HIST_US) * 1000u;
     }
-    return HIST_US;
+    return h->max;
 }
 
 /* utime + stime of a process in clock ticks; 0 when it cannot be read. */
@@ -286,9 +294,14 @@ static void sub_frame(struct sub *s, const char *p, size_t n, uint64_t rx_ns)
         return; /* retry:, comments, heartbeats */
     const char *e = p + n;
     d += sizeof key - 1;
-    uint64_t t = 0, k = 0;
+    uint64_t t = 0, k = 0, sch = 0;
     while (d < e && *d >= '0' && *d <= '9')
         t = t * 10 + (uint64_t)(*d++ - '0');
+    if (e - d < 3 || memcmp(d, " s=", 3) != 0)
+        return;
+    d += 3;
+    while (d < e && *d >= '0' && *d <= '9')
+        sch = sch * 10 + (uint64_t)(*d++ - '0');
     if (e - d < 3 || memcmp(d, " k=", 3) != 0)
         return;
     d += 3;
@@ -315,6 +328,7 @@ static void sub_frame(struct sub *s, const char *p, size_t n, uint64_t rx_ns)
     s->seen[k >> 3] = (uint8_t)(s->seen[k >> 3] | (1u << (k & 7)));
     s->unique++;
     hist_add(&lat, (int64_t)(rx_ns - t));
+    hist_add(&e2e, (int64_t)(rx_ns - sch));
 }
 
 static void sub_parse(struct sub *s, uint64_t rx_ns)
@@ -422,11 +436,15 @@ static void pub_send(unsigned i, uint64_t k0, unsigned n)
     char *body = pubbuf + 1024 + (o.token ? strlen(o.token) : 0);
     size_t blen = 0;
     uint64_t t = now_ns(CLOCK_REALTIME);
+    uint64_t sch = sched0_ns + (k0 / o.batch) * period_ns;
+    if (!first_post_ns)
+        first_post_ns = t;
+    last_post_ns = t;
     for (unsigned j = 0; j < n; j++) {
         int m = snprintf(body + blen, o.event_bytes + 64,
                          "{\"type\":\"step_log\",\"nodeId\":\"bench\",\"level\":\"info\","
-                         "\"line\":\"t=%019" PRIu64 " k=%08" PRIu64 " ",
-                         t, k0 + j);
+                         "\"line\":\"t=%019" PRIu64 " s=%019" PRIu64 " k=%08" PRIu64 " ",
+                         t, sch, k0 + j);
         size_t used = (size_t)m;
         /* pad the line so the posted event is event_bytes long ("\"}" closes it) */
         while (used + 2 < o.event_bytes)
@@ -599,6 +617,7 @@ int main(int argc, char **argv)
     total_events -= total_events % o.batch;
     uint64_t total_posts = total_events / o.batch;
     hist_init(&lat);
+    hist_init(&e2e);
     hist_init(&ack);
 
     if (o.create_path) { /* rtlog: an empty batch creates the stream (CONTRACT "Ingest") */
@@ -678,7 +697,7 @@ int main(int argc, char **argv)
     int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (tfd < 0)
         die("timerfd_create");
-    uint64_t period_ns = (uint64_t)o.batch * 1000000000ull / o.rate;
+    period_ns = (uint64_t)o.batch * 1000000000ull / o.rate;
     struct itimerspec its = {
         .it_interval = {(time_t)(period_ns / 1000000000ull), (long)(period_ns % 1000000000ull)},
         .it_value = {0, 1000},
@@ -691,6 +710,7 @@ int main(int argc, char **argv)
     uint64_t mbusy0, mtotal0, mbusy1, mtotal1;
     machine_ticks(&mbusy0, &mtotal0);
     uint64_t t0 = now_ns(CLOCK_MONOTONIC), t_last_ack = 0, t_last_rx = t0;
+    sched0_ns = now_ns(CLOCK_REALTIME) + 1000; /* the timer's first expiry */
     timerfd_settime(tfd, 0, &its, NULL);
 
     uint64_t due = 0, posts = 0, expected_delivered = 0;
@@ -751,6 +771,8 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru1);
     machine_ticks(&mbusy1, &mtotal1);
     double wall = (double)(t_end - t0) / 1e9;
+    /* publishing span: from the first to the last POST, plus one period (the last batch's) */
+    double pub_s = (double)(last_post_ns - first_post_ns + period_ns) / 1e9;
 
     uint64_t uniq = 0, dups = 0, order = 0;
     for (unsigned i = 0; i < o.subs; i++) {
@@ -776,22 +798,32 @@ int main(int argc, char **argv)
                                            : 0.0;
     uint64_t missing = expected_delivered > uniq ? expected_delivered - uniq : 0;
 
-    printf("fanout target=%s subs=%u rate=%u secs=%u batch=%u event_bytes=%u pub_conns=%u "
-           "connect_s=%.2f published=%" PRIu64 " acked=%" PRIu64 " post_errors=%" PRIu64
-           " max_backlog=%" PRIu64 " expected=%" PRIu64 " delivered=%" PRIu64
-           " missing=%" PRIu64 " dups=%" PRIu64 " order_errors=%" PRIu64
-           " wall_s=%.3f delivered_per_s=%.0f lat_p50_us=%" PRIu64 " lat_p90_us=%" PRIu64
-           " lat_p99_us=%" PRIu64 " lat_p999_us=%" PRIu64 " lat_max_us=%" PRIu64
-           " ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64 " server_cpu_s=%.2f server_cpu_pct=%.1f"
-           " server_cpu_us_per_delivery=%.3f client_cpu_pct=%.1f machine_busy_pct=%.0f ncpu=%ld\n",
+    /* One line of key=value pairs: run_server_bench.sh picks fields by name. */
+    printf("fanout target=%s subs=%u rate=%u secs=%u batch=%u event_bytes=%u pub_conns=%u",
            o.target == TARGET_RTLOG ? "rtlog" : "nchan", o.subs, o.rate, o.secs, o.batch,
-           o.event_bytes, o.pub_conns, connect_s, sent_events, acked_events, post_errors,
-           max_backlog, expected_delivered, uniq, missing, dups, order, wall,
-           wall > 0 ? (double)uniq / wall : 0.0, hist_q(&lat, 0.50), hist_q(&lat, 0.90),
-           hist_q(&lat, 0.99), hist_q(&lat, 0.999), lat.max, hist_q(&ack, 0.50),
-           hist_q(&ack, 0.99), srv_cpu_s, wall > 0 ? 100.0 * srv_cpu_s / wall : 0.0,
-           uniq ? srv_cpu_s * 1e6 / (double)uniq : 0.0,
-           wall > 0 ? 100.0 * cli_cpu_s / wall : 0.0, machine_pct, ncpu);
+           o.event_bytes, o.pub_conns);
+    printf(" connect_s=%.2f published=%" PRIu64 " acked=%" PRIu64 " post_errors=%" PRIu64
+           " max_backlog=%" PRIu64,
+           connect_s, sent_events, acked_events, post_errors, max_backlog);
+    printf(" expected=%" PRIu64 " delivered=%" PRIu64 " missing=%" PRIu64 " dups=%" PRIu64
+           " order_errors=%" PRIu64,
+           expected_delivered, uniq, missing, dups, order);
+    printf(" pub_s=%.3f pub_rate=%.0f wall_s=%.3f delivered_per_s=%.0f", pub_s,
+           pub_s > 0 ? (double)sent_events / pub_s : 0.0, wall,
+           wall > 0 ? (double)uniq / wall : 0.0);
+    printf(" lat_p50_us=%" PRIu64 " lat_p90_us=%" PRIu64 " lat_p99_us=%" PRIu64
+           " lat_p999_us=%" PRIu64 " lat_max_us=%" PRIu64,
+           hist_q(&lat, 0.50), hist_q(&lat, 0.90), hist_q(&lat, 0.99), hist_q(&lat, 0.999),
+           lat.max);
+    printf(" e2e_p50_us=%" PRIu64 " e2e_p99_us=%" PRIu64 " e2e_max_us=%" PRIu64
+           " ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64,
+           hist_q(&e2e, 0.50), hist_q(&e2e, 0.99), e2e.max, hist_q(&ack, 0.50),
+           hist_q(&ack, 0.99));
+    printf(" server_cpu_s=%.2f server_cpu_pct=%.1f server_cpu_us_per_delivery=%.3f"
+           " client_cpu_pct=%.1f machine_busy_pct=%.0f ncpu=%ld\n",
+           srv_cpu_s, wall > 0 ? 100.0 * srv_cpu_s / wall : 0.0,
+           uniq ? srv_cpu_s * 1e6 / (double)uniq : 0.0, wall > 0 ? 100.0 * cli_cpu_s / wall : 0.0,
+           machine_pct, ncpu);
     int ok = missing == 0 && dups == 0 && order == 0 && post_errors == 0 && sub_failures == 0 &&
              acked_events == total_events;
     return ok ? 0 : 1;

@@ -199,6 +199,8 @@ static void usage(void)
             "usage: bench_idle --port N --path P --server-pid PID [--mode sse|ws]\n"
             "         [--host 127.0.0.1] [--token JWT (Authorization: Bearer; for WS put\n"
             "         ?token= in --path)] [--conns 10000] [--hold-secs 5]\n"
+            "Subscribe to an empty stream (or give a cursor at its head): otherwise every\n"
+            "connection first replays the history and is not idle.\n"
             "Prints one `idle key=value ...` line; exit 0 only if every connection opened\n"
             "and stayed open.\n");
     exit(2);

@@ -95,10 +95,11 @@ static void make_pool(void)
                 l += (size_t)snprintf(line + l, sizeof line - l, " %s%u", w, rand_r(&seed) % 1000);
             }
             line[92] = '\0';
-            len += (size_t)snprintf(body + len, sizeof body - len,
-                                    "{\"type\":\"step_log\",\"nodeId\":\"build-%d\",\"line\":\"%s\","
-                                    "\"level\":\"info\",\"timestamp\":\"2026-01-10T14:23:%02d.%03dZ\"}\n",
-                                    b % 7, line, i % 60, (b * 100 + i) % 1000);
+            len += (size_t)snprintf(
+                body + len, sizeof body - len,
+                "{\"type\":\"step_log\",\"nodeId\":\"build-%d\",\"line\":\"%s\","
+                "\"level\":\"info\",\"timestamp\":\"2026-01-10T14:23:%02d.%03dZ\"}\n",
+                b % 7, line, i % 60, (b * 100 + i) % 1000);
         }
         rtlog_parse_opts po = {.family = RTLOG_FAM_RUN, .ndjson = 1};
         rtlog_errinfo ei;
@@ -166,8 +167,8 @@ static void run_appends(rtlog_store *st, int producers, size_t batch, double sec
     double dt = now_s() - t0;
     rtlog_store_get_stats(st, &s1);
     uint64_t commits = s1.commits - s0.commits, batches = s1.batches - s0.batches;
-    printf("| %2d | %3zu | %10.0f | %8.0f | %6.1f | %7.1f |\n", producers, batch,
-           (double)ev / dt, (double)commits / dt, (double)batches / (double)(commits ? commits : 1),
+    printf("| %2d | %3zu | %10.0f | %8.0f | %6.1f | %7.1f |\n", producers, batch, (double)ev / dt,
+           (double)commits / dt, (double)batches / (double)(commits ? commits : 1),
            (double)(s1.events - s0.events) / (double)(commits ? commits : 1));
     fflush(stdout);
 }
@@ -318,8 +319,8 @@ static void run_sizes(const char *dir, const char *shared)
         char stream[RTLOG_STREAM_MAX];
         snprintf(stream, sizeof stream, "workflow-runs/%s", runs[r]);
         for (size_t i = 0; i < b[r].n; i += 500) {
-            rtlog_append_req req = {.stream = stream, .recs = b[r].recs + i,
-                                    .n = b[r].n - i < 500 ? b[r].n - i : 500};
+            rtlog_append_req req = {
+                .stream = stream, .recs = b[r].recs + i, .n = b[r].n - i < 500 ? b[r].n - i : 500};
             if (rtlog_store_append(st, &req, NULL, &ei))
                 die("append run", &ei);
         }
@@ -337,10 +338,11 @@ static void run_sizes(const char *dir, const char *shared)
     printf("| **total** | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64
            " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %.1f%% |\n",
            T[0], T[1], T[2], T[3], T[4], T[5], T[6], T[7], 100.0 * (double)T[7] / (double)T[1]);
-    printf("| share of NDJSON | | 100%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | |\n",
-           100.0 * (double)T[2] / (double)T[1], 100.0 * (double)T[3] / (double)T[1],
-           100.0 * (double)T[4] / (double)T[1], 100.0 * (double)T[5] / (double)T[1],
-           100.0 * (double)T[6] / (double)T[1], 100.0 * (double)T[7] / (double)T[1]);
+    printf(
+        "| share of NDJSON | | 100%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | |\n",
+        100.0 * (double)T[2] / (double)T[1], 100.0 * (double)T[3] / (double)T[1],
+        100.0 * (double)T[4] / (double)T[1], 100.0 * (double)T[5] / (double)T[1],
+        100.0 * (double)T[6] / (double)T[1], 100.0 * (double)T[7] / (double)T[1]);
     rtlog_store_close(st);
     char dpath[4300];
     snprintf(dpath, sizeof dpath, "%s/data.mdb", sdir);

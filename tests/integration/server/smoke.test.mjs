@@ -13,7 +13,7 @@ import { startServer, EventSource, sleep } from './lib/harness.mjs';
 let srv, admin;
 
 before(async () => {
-  srv = await startServer({ args: ['--heartbeat', '1', '--pong-timeout', '5'] });
+  srv = await startServer({ args: ['--heartbeat', '1', '--pong-timeout', '5', '--log-level', 'debug'] });
   admin = await srv.token({ sub: 'admin', subscribe: ['*'], publish: ['*'] });
 });
 
@@ -22,6 +22,14 @@ after(async () => {
   const r = await srv.stop();
   srv.cleanup();
   assert.deepEqual(r, { code: 0, signal: null }, 'clean drain on SIGTERM:\n' + srv.err);
+  // handed.md C15: no token, payload or signature segment anywhere in the output, even at
+  // debug level, and every log line is one line
+  const [h, p, sig] = admin.split('.');
+  for (const part of [admin, p, sig])
+    assert.ok(!srv.out.includes(part) && !srv.err.includes(part), 'token material in the logs');
+  assert.ok(srv.err.includes('rtlog[http] DEBUG'), 'debug logging was on');
+  for (const line of srv.err.split('\n').filter((l) => l))
+    assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z rtlog\[\w+\] (ERROR|WARN|INFO|DEBUG) /);
 });
 
 const step = (i, extra = {}) => ({ type: 'step_log', nodeId: 'n' + (i % 2), line: 'line ' + i, level: 'info', ...extra });
@@ -156,6 +164,18 @@ test('WebSocket first-message auth, heartbeats without seq, EventSource client',
   es.close();
   assert.deepEqual(got.map((g) => g.id), ['1', '2']);
   assert.equal(got[1].data.seq, 2);
+});
+
+test('a path with CR/LF or a token in the query is logged escaped and redacted', async () => {
+  const s = await srv.sse('workflow-runs/run%0d%0aFAKE-LOG-LINE', { token: admin, query: { token: admin } });
+  assert.ok(s.status >= 400 && s.status < 500);
+  const w = await srv.ws('workflow-runs/x%0d%0aFAKE', { query: { token: admin.split('.').reverse().join('.') } });
+  await w.waitClose();
+  const m = await srv.ws('workflow-runs/smoke-1', {});
+  m.send('{"type":"auth","token":"' + admin + '"'); // malformed JSON holding a token
+  m.send({ type: 'auth', token: admin.replace(/.$/, '') });
+  await m.waitClose();
+  assert.doesNotMatch(srv.err, /^FAKE/m);
 });
 
 test('operations endpoints', async () => {

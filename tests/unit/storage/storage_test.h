@@ -86,7 +86,7 @@ static inline void mp_str(msgpack_packer *pk, const char *s, size_t n)
 }
 
 static inline void trec_init_n(trec *t, const char *type, const char *node, const char *line,
-                        size_t line_len, int64_t producer, int64_t counter)
+                               size_t line_len, int64_t producer, int64_t counter)
 {
     memset(t, 0, sizeof *t);
     int seals = !strcmp(type, "workflow_completed");
@@ -130,7 +130,7 @@ static inline void trec_init_n(trec *t, const char *type, const char *node, cons
 }
 
 static inline void trec_init(trec *t, const char *type, const char *line, int64_t producer,
-                      int64_t counter)
+                             int64_t counter)
 {
     trec_init_n(t, type, "step-1", line, strlen(line), producer, counter);
 }
@@ -149,7 +149,7 @@ typedef struct tbatch {
 } tbatch;
 
 static inline void tbatch_init(tbatch *b, size_t n, int64_t producer, int64_t first_counter,
-                        size_t line_bytes)
+                               size_t line_bytes)
 {
     b->n = n;
     b->t = calloc(n ? n : 1, sizeof *b->t);
@@ -182,13 +182,13 @@ static inline void tbatch_free(tbatch *b)
 }
 
 static inline rtlog_err append_batch(rtlog_store *st, const char *stream, const tbatch *b,
-                              rtlog_append_res *res, rtlog_errinfo *ei)
+                                     rtlog_append_res *res, rtlog_errinfo *ei)
 {
     rtlog_append_req req = {.stream = stream, .recs = b->recs, .n = b->n};
     return rtlog_store_append(st, &req, res, ei);
 }
 
-/* ---- reading the stored form back -------------------------------------------------------------- */
+/* ---- reading the stored form back ----------------------------------------------------------- */
 
 /* Value of an integer field of one of our records, or INT64_MIN. */
 static inline int64_t mp_int(const void *mp, size_t len, const char *key)
@@ -300,7 +300,7 @@ static inline void tevs_free(tevs *all)
 
 /* Read a whole stream from @from in chunks of @chunk events (0 = one call). */
 static inline rtlog_err read_all(rtlog_store *st, const char *stream, uint64_t from, size_t chunk,
-                          tevs *out)
+                                 tevs *out)
 {
     rtlog_errinfo ei = {0};
     uint64_t next = from;

@@ -100,8 +100,8 @@ static size_t append_mixture(rtlog_store *st, const char *stream, uint64_t *raw_
         assert_int_equal(res.first_seq, total + 1);
         assert_int_equal(res.last_seq, total + b.n);
         for (size_t i = 0; i < b.n; i++)
-            *raw_bytes += b.recs[i].json_len - 1 + (size_t)snprintf(NULL, 0, ",\"seq\":%zu}",
-                                                                    total + 1 + i);
+            *raw_bytes +=
+                b.recs[i].json_len - 1 + (size_t)snprintf(NULL, 0, ",\"seq\":%zu}", total + 1 + i);
         total += b.n;
         tbatch_free(&b);
     }
@@ -110,8 +110,8 @@ static size_t append_mixture(rtlog_store *st, const char *stream, uint64_t *raw_
         tbatch b;
         tbatch_init(&b, 1, 1, (int64_t)total + 1, 120);
         assert_int_equal(append_batch(st, stream, &b, NULL, &ei), RTLOG_OK);
-        *raw_bytes += b.recs[0].json_len - 1 +
-                      (size_t)snprintf(NULL, 0, ",\"seq\":%zu}", total + 1);
+        *raw_bytes +=
+            b.recs[0].json_len - 1 + (size_t)snprintf(NULL, 0, ",\"seq\":%zu}", total + 1);
         total++;
         tbatch_free(&b);
     }
@@ -131,8 +131,8 @@ static size_t append_mixture(rtlog_store *st, const char *stream, uint64_t *raw_
         }
         assert_int_equal(append_batch(st, stream, &b, NULL, &ei), RTLOG_OK);
         for (size_t i = 0; i < b.n; i++)
-            *raw_bytes += b.recs[i].json_len - 1 +
-                          (size_t)snprintf(NULL, 0, ",\"seq\":%zu}", total + 1 + i);
+            *raw_bytes +=
+                b.recs[i].json_len - 1 + (size_t)snprintf(NULL, 0, ",\"seq\":%zu}", total + 1 + i);
         total += b.n;
         tbatch_free(&b);
     }
@@ -316,8 +316,8 @@ static void test_expected_seq(void **state)
 
     tbatch b;
     tbatch_init(&b, 4, 1, 1, 30);
-    rtlog_append_req req = {.stream = s, .recs = b.recs, .n = b.n, .has_expected = 1,
-                            .expected_seq = 0};
+    rtlog_append_req req = {
+        .stream = s, .recs = b.recs, .n = b.n, .has_expected = 1, .expected_seq = 0};
     assert_int_equal(rtlog_store_append(st, &req, &res, &ei), RTLOG_OK); /* creates at 0 */
     assert_int_equal(res.last_seq, 4);
 
@@ -568,9 +568,12 @@ int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_empty),  cmocka_unit_test(test_append_read),
-        cmocka_unit_test(test_seal),          cmocka_unit_test(test_expected_seq),
-        cmocka_unit_test(test_reopen),        cmocka_unit_test(test_list),
+        cmocka_unit_test(test_create_empty),
+        cmocka_unit_test(test_append_read),
+        cmocka_unit_test(test_seal),
+        cmocka_unit_test(test_expected_seq),
+        cmocka_unit_test(test_reopen),
+        cmocka_unit_test(test_list),
         cmocka_unit_test(test_async_hook_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

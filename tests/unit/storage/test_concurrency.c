@@ -7,15 +7,15 @@
 
 #include <pthread.h>
 
-#define THREADS   8
-#define STREAMS   100
+#define THREADS    8
+#define STREAMS    100
 #define PER_THREAD 300
 
 typedef struct prod {
     rtlog_store *st;
     int id;
     unsigned seed;
-    uint64_t sent;   /* events acknowledged */
+    uint64_t sent; /* events acknowledged */
     int failures;
     char why[256];
 } prod;

@@ -160,8 +160,8 @@ static void test_kill_during_appends(void **state)
             rtlog_store_close(st);
         }
     }
-    print_message("after %d kills: %llu and %llu events\n", ROUNDS,
-                  (unsigned long long)acked[0], (unsigned long long)acked[1]);
+    print_message("after %d kills: %llu and %llu events\n", ROUNDS, (unsigned long long)acked[0],
+                  (unsigned long long)acked[1]);
     tmpdir_remove(dir);
 }
 

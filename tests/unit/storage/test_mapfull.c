@@ -14,8 +14,7 @@ static void noisy_batch(tbatch *b, size_t n, int64_t first_counter, uint64_t *rn
     b->t = calloc(n, sizeof *b->t);
     b->recs = calloc(n, sizeof *b->recs);
     char line[4097];
-    static const char alpha[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < sizeof line - 1; j++) {
             *rng ^= *rng << 13;

@@ -13,9 +13,9 @@
 #include "rtlog_schema.h"
 
 static const char *const runs[] = {
-    "buildkite-buildah-build",   "buildkite-docker-compose-pull",
+    "buildkite-buildah-build",     "buildkite-docker-compose-pull",
     "gha-pytorch-linux-job-error", "gha-pytorch-signal-crash-longline",
-    "gitlab-runner-trace-rspec", "npm-install-verbose-ansi",
+    "gitlab-runner-trace-rspec",   "npm-install-verbose-ansi",
 };
 
 static char *slurp(const char *path, size_t *len)
@@ -138,7 +138,8 @@ static void test_real_runs(void **state)
         rtlog_batch_free(&b);
 
         print_message("%-36s %6zu events  ndjson %8zu  stored %8llu  %5.1f%%\n", runs[r], n, len,
-                      (unsigned long long)info.stored_bytes, 100.0 * (double)info.stored_bytes / (double)len);
+                      (unsigned long long)info.stored_bytes,
+                      100.0 * (double)info.stored_bytes / (double)len);
         ndjson += len;
         stored += info.stored_bytes;
         rtlog_buf_free(&v.line);

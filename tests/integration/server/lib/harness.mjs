@@ -18,6 +18,7 @@ import { join, resolve, dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import http from 'node:http';
+import net from 'node:net';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const clientsDir = process.env.RTLOG_CLIENTS_DIR || resolve(here, '../../../clients');
@@ -152,6 +153,22 @@ export class Server {
       headers.authorization = 'Bearer ' + opts.token;
     const data = typeof body === 'string' ? body : JSON.stringify(body);
     return request(this.url + `/api/v1/${stream}/events${q}`, { method: 'POST', headers, body: data });
+  }
+
+  /** Send raw bytes on a fresh TCP connection; resolves to everything read back until the
+   *  server closes or waitMs passes (for requests no HTTP client would send). */
+  raw(bytes, waitMs = 1500) {
+    return new Promise((res) => {
+      const c = net.connect(this.port, this.host, () => c.write(bytes));
+      let d = '';
+      let done = false;
+      const finish = () => { if (!done) { done = true; clearTimeout(t); c.destroy(); res(d); } };
+      const t = setTimeout(finish, waitMs);
+      c.setEncoding('latin1');
+      c.on('data', (x) => { d += x; });
+      c.on('close', finish);
+      c.on('error', finish);
+    });
   }
 
   /** GET any path; resolves to {status, headers, text, json}. */
