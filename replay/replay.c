@@ -7,7 +7,9 @@
  * pass and kept in the ring when they extend it near the head. Catch-up and live are the
  * same loop, so no event can fall between "history" and "live". The stream's head
  * (last_seq, sealed) only ever moves forward: commit notes, describe() at open and the
- * events a read actually returns all take the maximum.
+ * events a read actually returns all take the maximum. Commits made by another process
+ * send no notes: rtlog_replay_refresh() re-reads the head of every followed stream when
+ * the caller has seen the store's generation move.
  */
 #include "rtlog_replay.h"
 
@@ -646,11 +648,9 @@ rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_byte
     return RTLOG_OK;
 }
 
-void rtlog_replay_notify(rtlog_replay *e, const char *stream, uint64_t last_seq, int sealed)
+/* Move @st's head forward (never back) and wake the subscribers that now have work. */
+static void stream_advance(rtlog_replay *e, struct stream *st, uint64_t last_seq, int sealed)
 {
-    struct stream *st = stream_find(e, stream, name_hash(stream));
-    if (!st)
-        return;
     if (last_seq > st->last_seq)
         st->last_seq = last_seq;
     if (sealed)
@@ -663,6 +663,39 @@ void rtlog_replay_notify(rtlog_replay *e, const char *stream, uint64_t last_seq,
         if (e->wake)
             e->wake(e->wake_ctx, s, s->user);
     }
+}
+
+void rtlog_replay_notify(rtlog_replay *e, const char *stream, uint64_t last_seq, int sealed)
+{
+    struct stream *st = stream_find(e, stream, name_hash(stream));
+    if (st)
+        stream_advance(e, st, last_seq, sealed);
+}
+
+rtlog_err rtlog_replay_refresh(rtlog_replay *e, rtlog_errinfo *ei)
+{
+    rtlog_err first = RTLOG_OK;
+    e->stats.refreshes++;
+    /* stream_advance() neither adds nor removes streams, so the table can be walked while
+     * subscribers are woken. */
+    for (size_t i = 0; i < e->nbuckets; i++) {
+        for (struct stream *st = e->buckets[i]; st; st = st->hnext) {
+            rtlog_stream_info info;
+            rtlog_errinfo one = {0};
+            rtlog_err rc = rtlog_store_describe(e->store, st->name, &info, &one);
+            e->stats.refresh_reads++;
+            if (rc != RTLOG_OK) {
+                if (first == RTLOG_OK) {
+                    first = rc;
+                    if (ei)
+                        *ei = one;
+                }
+                continue; /* the others are still worth refreshing */
+            }
+            stream_advance(e, st, info.last_seq, info.sealed);
+        }
+    }
+    return first;
 }
 
 void rtlog_replay_close(rtlog_replay_sub *s)

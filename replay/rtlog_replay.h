@@ -144,6 +144,21 @@ rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_byte
  */
 void rtlog_replay_notify(rtlog_replay *e, const char *stream, uint64_t last_seq, int sealed);
 
+/**
+ * rtlog_replay_refresh() - re-read the head of every stream that has subscribers and wake
+ * the subscribers that now have work, as rtlog_replay_notify() would.
+ * For commits that send no notes: appends by another process (`rtlog import` beside the
+ * server), which the store's commit hook never reports. The caller polls
+ * rtlog_store_generation() and calls this when it changed; a head the engine already has
+ * changes nothing, so calling it after the process's own commits is harmless.
+ * Cost: one short read transaction (rtlog_store_describe) per followed stream.
+ * Errors: the first describe failure (RTLOG_E_IO, RTLOG_E_CORRUPT, RTLOG_E_NOTFOUND), with
+ *         @ei (may be NULL) naming it; the other streams are still refreshed.
+ * Context: the engine's thread.
+ * Source:  README "Known limits" (appends by other processes).
+ */
+rtlog_err rtlog_replay_refresh(rtlog_replay *e, rtlog_errinfo *ei);
+
 /* Unsubscribe and free @s; NULL is a no-op. The stream's ring is freed with its last
  * subscriber. */
 void rtlog_replay_close(rtlog_replay_sub *s);
@@ -166,6 +181,8 @@ typedef struct rtlog_replay_stats {
     uint64_t frames_rendered;  /* events rendered to JSON (total) */
     uint64_t frames_delivered; /* event frames appended by fill (total; no control msgs) */
     uint64_t resets;           /* reset control messages sent (total) */
+    uint64_t refreshes;        /* rtlog_replay_refresh() calls (total) */
+    uint64_t refresh_reads;    /* stream heads re-read by them (total) */
 } rtlog_replay_stats;
 
 void rtlog_replay_get_stats(const rtlog_replay *e, rtlog_replay_stats *out);

@@ -15,6 +15,7 @@
 #include "schema_int.h"
 
 #include <locale.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,7 +217,12 @@ static size_t fmt_real(double d, char out[40])
         return n + 2;
     }
     int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
+    /* For normal doubles any decimal of <= 15 digits that reads back to @d is what %.15g
+     * prints (trailing zeros trimmed), so 15 is the shortest start. Subnormals carry fewer
+     * significant bits: 5e-324 must not come out as 4.94065645841247e-324, so search from
+     * one digit up for them. */
+    int first = (d != 0.0 && fabs(d) < DBL_MIN) ? 1 : 15;
+    for (int prec = first; prec <= 17; prec++) {
         n = snprintf(out, 40, "%.*g", prec, d);
         if (prec == 17 || strtod(out, NULL) == d)
             break;

@@ -542,7 +542,10 @@ void rtlog_config_help(FILE *f)
         fprintf(f, "\n");
     }
     fprintf(f, "\nWithout --jwt-key, an HS256 secret is created in the data directory on first\n"
-               "start; mint a token with: rtlog token --data DIR --subscribe '*' --publish '*'\n");
+               "start; mint a token with: rtlog token --data DIR --subscribe '*' --publish '*'\n"
+               "One rtlog serve per data directory (it holds DIR/serve.lock); rtlog import,\n"
+               "export, ls, stat and verify run beside it, and what rtlog import appends\n"
+               "reaches live subscribers.\n");
 }
 
 void rtlog_config_print(const rtlog_server_config *cfg, FILE *f)

@@ -19,6 +19,7 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,7 +274,8 @@ static int ingest_start(struct conn *c, const route *r)
     const char *tok;
     size_t tok_len;
     if (n <= 0 || rtlog_bearer_parse(buf, (size_t)n, &tok, &tok_len) != RTLOG_OK)
-        defer_error(c, RTLOG_E_UNAUTH, "missing or malformed Authorization: Bearer token");
+        defer_error(c, RTLOG_E_UNAUTH,
+                    "missing or malformed Authorization header (expected \"Bearer\" and a token)");
     else if (srv_auth_token(c, tok, tok_len, &pr) != RTLOG_OK)
         defer_error(c, RTLOG_E_UNAUTH, "invalid or expired token");
     memset(buf, 0, sizeof buf);
@@ -343,6 +345,23 @@ int http_body(struct conn *c, const void *in, size_t len)
     return 0;
 }
 
+/* Does @p hold one complete JSON value followed by more than whitespace? That is an NDJSON
+ * body sent without its Content-Type (curl --data-binary @run.ndjson sends
+ * application/x-www-form-urlencoded), and the 400 says how to send it. Only the first value
+ * is parsed, and only on this error path. */
+static int several_json_values(const char *p, size_t len)
+{
+    json_error_t je;
+    json_t *v = json_loadb(p, len, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je);
+    if (!v)
+        return 0;
+    json_decref(v);
+    for (size_t i = (size_t)je.position; i < len; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+            return 1;
+    return 0;
+}
+
 int http_body_done(struct conn *c)
 {
     struct srv *s = c->srv;
@@ -363,14 +382,21 @@ int http_body_done(struct conn *c)
     };
     rtlog_batch batch = {0};
     rtlog_errinfo ei = {0};
-    rtlog_err rc = rtlog_schema_parse(&po, c->body.p ? c->body.p : "", c->body.len, &batch, &ei);
-    rtlog_buf_free(&c->body);
+    const char *body = c->body.p ? c->body.p : "";
+    rtlog_err rc = rtlog_schema_parse(&po, body, c->body.len, &batch, &ei);
     if (rc != RTLOG_OK) {
+        char msg[sizeof ei.text + 80];
+        snprintf(msg, sizeof msg, "%s%s", ei.text[0] ? ei.text : rtlog_strerror(rc),
+                 rc == RTLOG_E_INVAL && !c->ndjson && several_json_values(body, c->body.len)
+                     ? "; for NDJSON send Content-Type: application/x-ndjson"
+                     : "");
+        rtlog_buf_free(&c->body);
         s->m_ingest_rejected++;
-        LOG_INFO("conn=%" PRIu64 " ingest %s rejected: %s", c->id, c->stream, ei.text);
-        http_respond_error(c, rc, ei.text[0] ? ei.text : rtlog_strerror(rc), 0);
+        LOG_INFO("conn=%" PRIu64 " ingest %s rejected: %s", c->id, c->stream, msg);
+        http_respond_error(c, rc, msg, 0);
         return 0;
     }
+    rtlog_buf_free(&c->body);
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
         rtlog_batch_free(&batch);

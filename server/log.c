@@ -43,18 +43,22 @@ static int b64url(unsigned char c)
            c == '-' || c == '_';
 }
 
-/* Length of the secret value that starts at @p (up to @end): everything up to a
- * separator that cannot be part of a token in a URL, a header or a JSON string. */
-static size_t secret_len(const char *p, const char *end, int in_json)
+/* Can byte @c be part of a credential as it appears in a log message? JWTs are base64url
+ * and '.'; token68 (RFC 7235) adds "~+/="; '%' covers a percent-encoded query value. */
+static int secret_byte(unsigned char c)
+{
+    return b64url(c) || c == '.' || c == '~' || c == '+' || c == '/' || c == '=' || c == '%';
+}
+
+/* Length of the secret value that starts at @p (up to @end): the run of bytes that can be
+ * part of a credential. Whitespace and every delimiter ('&', ')', '"', ',', ...) end it,
+ * so a redaction takes one value and never the rest of the line ("Bearer or ?token=)"
+ * once lost the "or" and the ")" of the text around it). */
+static size_t secret_len(const char *p, const char *end)
 {
     const char *q = p;
-    while (q < end) {
-        unsigned char c = (unsigned char)*q;
-        if (in_json ? (c == '"') : (c == '&' || c == ' ' || c == '"' || c == '\'' || c == ';' ||
-                                    c == ',' || c == '\t' || c == '\r' || c == '\n' || c == '#'))
-            break;
+    while (q < end && secret_byte((unsigned char)*q))
         q++;
-    }
     return (size_t)(q - p);
 }
 
@@ -75,12 +79,14 @@ size_t rtlog_log_sanitize(const char *in, size_t len, char *out, size_t cap)
     } while (0)
     while (p < end) {
         size_t rest = (size_t)(end - p);
-        /* token=VALUE (query strings, form bodies; also access_token=) */
+        /* token=VALUE (query strings, form bodies; also access_token=). An empty value
+         * has nothing to hide: the text goes on as it is. */
         if (rest >= 6 && strncasecmp(p, "token=", 6) == 0) {
+            size_t n = secret_len(p + 6, end);
             EMIT(p, 6);
-            EMIT(red, sizeof red - 1);
-            p += 6;
-            p += secret_len(p, end, 0);
+            if (n)
+                EMIT(red, sizeof red - 1);
+            p += 6 + n;
             continue;
         }
         /* "token" : "VALUE" (a JSON auth message quoted in an error) */
@@ -89,22 +95,26 @@ size_t rtlog_log_sanitize(const char *in, size_t len, char *out, size_t cap)
             while (q < end && (*q == ' ' || *q == ':'))
                 q++;
             if (q < end && *q == '"' && memchr(p + 6, ':', (size_t)(q - (p + 6)))) {
+                size_t n = secret_len(q + 1, end);
                 EMIT(p, (size_t)(q + 1 - p));
-                EMIT(red, sizeof red - 1);
-                q++;
-                p = q + secret_len(q, end, 1);
+                if (n)
+                    EMIT(red, sizeof red - 1);
+                p = q + 1 + n;
                 continue;
             }
         }
-        /* Authorization: Bearer VALUE */
+        /* Authorization: Bearer VALUE (the spaces before the value are folded into one) */
         if (rest >= 7 && strncasecmp(p, "bearer ", 7) == 0) {
-            EMIT(p, 7);
-            EMIT(red, sizeof red - 1);
-            p += 7;
-            while (p < end && *p == ' ')
-                p++;
-            p += secret_len(p, end, 0);
-            continue;
+            const char *q = p + 7;
+            while (q < end && *q == ' ')
+                q++;
+            size_t n = secret_len(q, end);
+            if (n) {
+                EMIT(p, 7);
+                EMIT(red, sizeof red - 1);
+                p = q + n;
+                continue;
+            }
         }
         /* a JWT (or one of its parts) anywhere: base64url of '{"' starts with eyJ */
         if (rest >= 3 && !strncmp(p, "eyJ", 3) && (p == in || !b64url((unsigned char)p[-1]))) {

@@ -4,9 +4,12 @@
  * Every message is sanitised before it is written, whatever the caller passed: control
  * characters (CR, LF, ...) and non-ASCII bytes are escaped as \r, \n, \xNN so no value can
  * forge a log line; anything that looks like a JWT (three base64url parts starting "eyJ"),
- * the value of a `token=` parameter and the credentials after "Bearer " are replaced with
- * [REDACTED]. Callers still never pass tokens on purpose (STYLE.md "Logging"); this is the
- * second line of defence (handed.md C15).
+ * the value of a `token=` parameter, of a JSON "token" member and the credentials after
+ * "Bearer " are replaced with [REDACTED]. A redacted value is the run of credential bytes
+ * (base64url, '.', '~', '+', '/', '=', '%'): whitespace and any delimiter end it, so the text
+ * around it survives; an empty value is left alone. Callers still never pass tokens on
+ * purpose (STYLE.md "Logging") and word messages so that they never read like one ("Bearer"
+ * followed by a word is redacted); this is the second line of defence (handed.md C15).
  * Usage: #define RTLOG_LOG_TAG "sse" before including, then LOG_WARN("conn=%u ...", ...).
  */
 #ifndef RTLOG_SERVER_LOG_H

@@ -17,8 +17,12 @@
  *   its upgrade) is dropped without a close frame (clients see 1006): the peer is not
  *   listening, so nothing is sent to it. This uses lws' validity timer, the only place
  *   lws 4.1.6 reports empty pong frames.
- * - Before authentication a WebSocket gets no frames at all (not even heartbeats); only
- *   an auth message counts (pongs do not extend the deadline).
+ * - Before authentication a WebSocket gets no heartbeats and no events; only an auth
+ *   message counts (pongs do not extend the deadline). The first message that is not one
+ *   (not JSON, or another type) is answered at once with one error {"code":"bad_request",
+ *   "message":"expected {\"type\":\"auth\",\"token\":...}"}; later ones get nothing.
+ *   The socket stays open (no 4400) so the client can still authenticate, and the auth
+ *   deadline stands: unauthorized + 4401 if no auth message comes.
  * - `origins` empty = no Origin restriction (browsers carry no ambient credentials here:
  *   tokens are bearer tokens); non-empty = a request carrying an Origin header must match
  *   one entry exactly, else 403 forbidden. Requests without Origin always pass.
@@ -26,17 +30,40 @@
  *   [0, 2^63-1] (leading zeros allowed), anything else 400 bad_request (WS: close 4400).
  *   The SSE header wins over the query parameter; of two Last-Event-ID headers the first
  *   counts (lws exposes only the first).
- * - Ingest: Bearer token only (no ?token= on POST). Without Content-Length: 411; with
+ * - Ingest: Bearer token only (no ?token= on POST). A body that is several JSON values sent
+ *   without Content-Type application/x-ndjson is a 400 whose message ends
+ *   "; for NDJSON send Content-Type: application/x-ndjson". Without Content-Length: 411; with
  *   Transfer-Encoding: 411 (lws cannot de-chunk); over max-body-bytes: 413 at once, then
  *   the body is read and dropped (at most 64 MiB / 5 s) before closing, so clients get
  *   the 413 rather than a reset. While draining: 503 (code internal_error, retry).
  * - /health/live: 200 while the process serves. /health/ready: 200 when the store is open,
  *   the last commit did not fail for lack of space and the server is not draining; else
  *   503 with {"status":"unavailable","reason":...}. /metrics needs no token.
- * - Paths are URL-decoded and normalised by lws before routing ("a%2f..%2fb" is "b", a
- *   %0d%0a ends the path): the access check always runs on the name actually served.
+ * - Paths are URL-decoded and normalised by lws 4.1.6 before routing ("%2f" is a '/',
+ *   "/../" and "%2e%2e%2f" collapse, so "workflow-runs/%2e%2e%2fdashboard/events" is
+ *   served as "dashboard/events"; a %0d%0a ends the path). lws decodes as the bytes
+ *   arrive and keeps no copy of the raw request target, so rtlog cannot refuse escapes or
+ *   dot segments with 400: a request is answered for the path it normalises to, and the
+ *   access check always runs on that served name. A stream is only ever named from an id
+ *   of 1-128 [A-Za-z0-9._:-] (anything else: 400, or 404 for a path that names nothing).
+ * - A WebSocket frame header announcing more than max-ws-message (counting fragments
+ *   already reassembled) or, before authentication, more than max-preauth-bytes closes
+ *   1009 at the next housekeeping tick (at most 1 s) even if no payload byte follows: lws
+ *   4.1.6 calls back only with payload, so the tick reads lws_remaining_packet_payload().
+ *   Nothing is allocated from an announced length. A frame within the limits whose payload
+ *   never completes falls to the pong rule above (a peer mid-frame cannot answer).
  * - Dashboard without a cursor starts at its latest metric_update and delivers everything
- *   after it (alerts included), then live events; with no metric_update, live only.
+ *   after it (alerts included), then live events; with no metric_update, live only. The
+ *   dashboard stream is created (an empty batch) at every start, so it can be followed
+ *   before anything was posted.
+ * - One server per data directory: DATA/serve.lock is flock'ed (exclusive, non-blocking)
+ *   for the process lifetime; a second `rtlog serve` prints "rtlog serve: another rtlog
+ *   serve (pid N) is using DIR" and returns 1. The CLI readers and `rtlog import` do not
+ *   take the lock.
+ * - Appends by another process (`rtlog import` beside the server) send no commit notes:
+ *   every 250 ms the server compares rtlog_store_generation() with the last value seen
+ *   and, when it moved, re-reads the head of every followed stream
+ *   (rtlog_replay_refresh()), so their subscribers get those events live.
  * Source: CONTRACT.md (all but "Agents"), DESIGN.md "Threads".
  */
 #ifndef RTLOG_SERVER_H

@@ -8,7 +8,9 @@
  * appends become 201s (or errors), commit notes go to the replay engine, which wakes the
  * subscribers that now have work. The service thread never waits for an fsync.
  * One housekeeping tick walks the stream connections for heartbeats, pong, auth, token
- * expiry and stall deadlines, so no per-connection timer can outlive its connection.
+ * expiry, stall deadlines and oversized frame announcements, so no per-connection timer
+ * can outlive its connection; a second timer polls the store's generation for commits by
+ * other processes. The data directory is locked for the process lifetime (one server).
  */
 #define RTLOG_LOG_TAG "server"
 #include "server_int.h"
@@ -16,14 +18,17 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct srv *g_srv;           /* for the signal handler and lws callbacks */
 static lws_retry_bo_t retry_policy; /* must outlive the context */
@@ -459,6 +464,8 @@ static void conn_tick(struct conn *c, uint64_t now, int64_t wall)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
+    if (c->kind == CK_WS && ws_check_announced(c))
+        return;
     if (c->kind == CK_WS && !c->authed) {
         if (c->auth_deadline_ms && now >= c->auth_deadline_ms && !c->err_pending &&
             !c->close_code) {
@@ -514,6 +521,31 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
                      (lws_usec_t)tick_interval_ms(&s->cfg) * LWS_US_PER_MS);
 }
 
+/* ---- appends by other processes ------------------------------------------------------ */
+
+#define GEN_POLL_MS 250 /* how often the store's generation is compared */
+
+/* The commit hook reports this process's commits only; `rtlog import` beside the server
+ * commits to the same LMDB environment unseen. Every GEN_POLL_MS the environment's last
+ * committed txn id is compared with the last one seen (a few loads, no txn); when it
+ * moved, the replay engine re-reads the head of every followed stream and wakes whoever
+ * now has work. The server's own commits move it too, which costs one short read per
+ * followed stream at most every GEN_POLL_MS while it is being written: the notes already
+ * woke those subscribers, so nothing is delivered twice. */
+static void gen_cb(lws_sorted_usec_list_t *sul)
+{
+    struct srv *s = g_srv;
+    (void)sul;
+    uint64_t g = rtlog_store_generation(s->store);
+    if (g != s->last_gen) {
+        rtlog_errinfo ei = {0};
+        s->last_gen = g;
+        if (rtlog_replay_refresh(s->replay, &ei) != RTLOG_OK)
+            LOG_WARN("re-reading stream heads after a commit by another process: %s", ei.text);
+    }
+    lws_sul_schedule(s->ctx, 0, s->gen_sul, gen_cb, (lws_usec_t)GEN_POLL_MS * LWS_US_PER_MS);
+}
+
 /* ---- /metrics and /health ------------------------------------------------------------ */
 
 static void metrics_text(struct srv *s, rtlog_buf *b)
@@ -559,6 +591,9 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
     C("rtlog_replay_ring_hits_total", "Frames served from a stream ring.", rs.ring_hits);
     C("rtlog_replay_ring_misses_total", "Store reads made for subscribers.", rs.ring_misses);
     C("rtlog_replay_resets_total", "Reset messages sent for unusable cursors.", rs.resets);
+    C("rtlog_replay_refreshes_total",
+      "Times the store's generation moved and followed streams' heads were re-read.",
+      rs.refreshes);
     C("rtlog_ingest_requests_total", "Ingest requests received.", s->m_ingest_requests);
     C("rtlog_ingest_rejected_total", "Ingest requests answered with an error.",
       s->m_ingest_rejected);
@@ -800,6 +835,52 @@ static rtlog_err load_key(struct srv *s, uint8_t **key, size_t *key_len, rtlog_j
     return RTLOG_OK;
 }
 
+/* ---- one server per data directory --------------------------------------------------- */
+
+/* Take DATA/serve.lock (flock, exclusive, non-blocking) for the process lifetime. LMDB
+ * would let two servers share a directory, but each would wake only its own subscribers
+ * on its own commits and both would write the same streams behind each other's back; a
+ * second `rtlog serve` by mistake (another terminal, a unit restarted twice) is refused
+ * instead. Readers and `rtlog import` do not take it. The file holds the owner's pid for
+ * the message. flock goes with the process (even on SIGKILL): a crash never leaves it
+ * stale. Taken right after the store is opened (which creates the directory): a refused
+ * second server has then only opened the environment, as `rtlog import` would, and
+ * written nothing.
+ * Returns 0 (s->lock_fd set), or 1 after saying why the server cannot start. */
+static int lock_data_dir(struct srv *s)
+{
+    char path[RTLOG_CFG_STR_MAX + 16];
+    snprintf(path, sizeof path, "%s/serve.lock", s->cfg.data);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        LOG_ERR("cannot open %s: %s", path, strerror(errno));
+        return 1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int err = errno;
+        if (err == EWOULDBLOCK) {
+            char buf[32] = {0};
+            ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+            long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+            if (pid > 0)
+                fprintf(stderr, "rtlog serve: another rtlog serve (pid %ld) is using %s\n", pid,
+                        s->cfg.data);
+            else
+                fprintf(stderr, "rtlog serve: another rtlog serve is using %s\n", s->cfg.data);
+        } else {
+            LOG_ERR("cannot lock %s: %s", path, strerror(err));
+        }
+        close(fd);
+        return 1;
+    }
+    char pid[32];
+    int pl = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)pl, 0) != pl)
+        LOG_WARN("cannot record the pid in %s: %s", path, strerror(errno));
+    s->lock_fd = fd;
+    return 0;
+}
+
 static int open_all(struct srv *s)
 {
     uint8_t *key = NULL;
@@ -818,6 +899,8 @@ static int open_all(struct srv *s)
         LOG_ERR("cannot open the store in %s: %s", s->cfg.data, ei.text);
         return -1;
     }
+    if (lock_data_dir(s))
+        return -1;
     if (load_key(s, &key, &key_len, &alg) != RTLOG_OK)
         return -1;
     rtlog_auth_opts ao = {
@@ -841,6 +924,13 @@ static int open_all(struct srv *s)
         LOG_ERR("out of memory");
         return -1;
     }
+    /* The dashboard exists from the first start (an empty batch creates a stream and changes
+     * nothing when it exists), so a UI can subscribe before anything was posted and follow
+     * live instead of getting not_found. A store that cannot take it (full disk) still
+     * serves: the dashboard is then created by its first append, as before. */
+    rtlog_append_req dash = {.stream = "dashboard", .n = 0};
+    if (rtlog_store_append(s->store, &dash, NULL, &ei) != RTLOG_OK)
+        LOG_WARN("cannot create the dashboard stream: %s", ei.text);
     return 0;
 }
 
@@ -926,6 +1016,7 @@ int rtlog_server_run(const rtlog_server_config *cfg)
     if (!s)
         return 1;
     s->cfg = *cfg;
+    s->lock_fd = -1;
     pthread_mutex_init(&s->qlock, NULL);
     g_srv = s;
     rtlog_log_set_level_name(cfg->log_level);
@@ -956,6 +1047,11 @@ int rtlog_server_run(const rtlog_server_config *cfg)
         goto out;
     lws_sul_schedule(s->ctx, 0, s->tick_sul, tick_cb,
                      (lws_usec_t)tick_interval_ms(&s->cfg) * LWS_US_PER_MS);
+    s->gen_sul = calloc(1, sizeof(lws_sorted_usec_list_t));
+    if (!s->gen_sul)
+        goto out;
+    s->last_gen = rtlog_store_generation(s->store);
+    lws_sul_schedule(s->ctx, 0, s->gen_sul, gen_cb, (lws_usec_t)GEN_POLL_MS * LWS_US_PER_MS);
 
     printf("rtlog: listening on http://%s%s%s:%d (data %s)\n", strchr(s->host, ':') ? "[" : "",
            s->host, strchr(s->host, ':') ? "]" : "", s->port, s->cfg.data);
@@ -971,6 +1067,8 @@ int rtlog_server_run(const rtlog_server_config *cfg)
 out:
     if (s->tick_sul && s->ctx)
         lws_sul_cancel(s->tick_sul);
+    if (s->gen_sul && s->ctx)
+        lws_sul_cancel(s->gen_sul);
     if (s->store) {
         /* Finishes queued appends; their completions land in the queue (freed below). */
         rtlog_store_on_commit(s->store, NULL, NULL);
@@ -1016,7 +1114,10 @@ out:
     rtlog_auth_free(s->auth);
     rtlog_buf_free(&s->wbuf);
     free(s->tick_sul);
+    free(s->gen_sul);
     pthread_mutex_destroy(&s->qlock);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the lock, after the store is closed */
     if (ret == 0)
         LOG_INFO("stopped");
     g_srv = NULL;

@@ -112,6 +112,7 @@ struct subj {           /* stream connections per token subject */
 
 struct srv {
     rtlog_server_config cfg;
+    int lock_fd;               /* DATA/serve.lock, flock'ed for the process lifetime */
     char host[256];
     int port;
     struct lws_context *ctx;
@@ -145,6 +146,8 @@ struct srv {
     uint64_t m_rate_limited, m_ws_messages_in;
 
     struct lws_sorted_usec_list *tick_sul; /* owned; lws timer for the housekeeping tick */
+    struct lws_sorted_usec_list *gen_sul;  /* owned; lws timer for the generation poll */
+    uint64_t last_gen;                     /* rtlog_store_generation() last acted on */
 };
 
 enum conn_kind { CK_NONE = 0, CK_HTTP, CK_INGEST, CK_SSE, CK_WS };
@@ -217,6 +220,7 @@ struct conn {
     int started;
     uint64_t auth_deadline_ms;
     uint64_t preauth_bytes;
+    int preauth_hinted;         /* the one bad_request for a non-auth pre-auth message sent */
     rtlog_buf rx;
     int rx_discard;             /* closing: ignore input */
     int peer_closed;            /* the client sent a close frame */
@@ -266,6 +270,9 @@ int ws_filter(struct srv *s, struct lws *wsi);
 int ws_established(struct conn *c);
 int ws_receive(struct conn *c, const void *in, size_t len);
 void ws_pong(struct conn *c);
+/* Housekeeping: close 1009 a WS whose current frame header announces more than the
+ * message (or pre-auth) limit, before any payload byte arrives. Returns 1 if it did. */
+int ws_check_announced(struct conn *c);
 int ws_writeable(struct conn *c);
 void ws_fail(struct conn *c, rtlog_err code, const char *message);
 void ws_close_with(struct conn *c, int code, const char *reason);

@@ -64,7 +64,8 @@ int sse_start(struct conn *c, const route *r)
         }
     }
     if (!tok)
-        return refuse(c, RTLOG_E_UNAUTH, "a token is required (Authorization: Bearer or ?token=)");
+        return refuse(c, RTLOG_E_UNAUTH,
+                      "a token is required: Authorization header or token query parameter");
     rtlog_principal *pr = NULL;
     rc = srv_auth_token(c, tok, tok_len, &pr);
     memset(buf, 0, sizeof buf);

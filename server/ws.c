@@ -4,9 +4,11 @@
  * {"type":"error",...} message, then close 4000 + HTTP status (1011 for internal_error),
  * so a browser can tell 401 from 404 (it never sees the HTTP status of a failed upgrade).
  * Authentication is ?token= at the upgrade or a first {"type":"auth","token":...} message
- * within auth-timeout; before it no frame at all is sent and at most max-preauth-bytes may
+ * within auth-timeout; before it no heartbeat or event is sent (only one bad_request reply
+ * to the first message that is not an auth message) and at most max-preauth-bytes may
  * arrive. Inbound messages are reassembled under a cap that is checked against what the
- * frame header announces, so nothing beyond the cap is ever buffered (1009); lws validates
+ * frame header announces (on the first payload byte, and by the housekeeping tick when
+ * none follows), so nothing beyond the cap is ever buffered (1009); lws validates
  * UTF-8 (1007); binary frames are refused (1003). One message per WRITEABLE, in priority
  * order: pending error, close, control replies, heartbeat, then one replay frame.
  * Source: CONTRACT.md "Authentication", "Errors and limits"; handed.md C09, C10, C17.
@@ -180,14 +182,20 @@ static void handle_message(struct conn *c, const char *p, size_t len)
         type = json_string_value(json_object_get(m, "type"));
 
     if (!c->authed) {
-        /* Before authentication only "auth" means anything; pongs and everything else are
-         * ignored and do not extend the deadline (handed.md C10). */
+        /* Before authentication only "auth" means anything; nothing else extends the
+         * deadline (handed.md C10). The first message that is not one (not JSON, or another
+         * type: a client that never sends ?token= nor an auth message would otherwise only
+         * learn why at the deadline) gets one bad_request saying what is expected; the rest
+         * are ignored, so a chatty client gets one reply, and the deadline stands. */
         if (type && !strcmp(type, "auth")) {
             json_t *t = json_object_get(m, "token");
             if (!json_is_string(t))
                 ws_fail(c, RTLOG_E_UNAUTH, "auth message needs a \"token\" string");
             else
                 authenticate(c, json_string_value(t), json_string_length(t));
+        } else if (!c->preauth_hinted) {
+            c->preauth_hinted = 1;
+            ctl_error(c, RTLOG_E_INVAL, "expected {\"type\":\"auth\",\"token\":...}");
         }
         json_decref(m);
         return;
@@ -256,6 +264,32 @@ int ws_receive(struct conn *c, const void *in, size_t len)
     return 0;
 }
 
+/* lws 4.1.6 says nothing between a frame header and the first byte of its payload, so a
+ * header announcing more than the limits allow, followed by nothing, would only be ended by
+ * the liveness rule. lws_remaining_packet_payload() is the part of the current frame's
+ * announced length still to come (while the length bytes are still arriving, a lower bound
+ * of it), kept in the wsi outside callbacks too, so the housekeeping tick makes the same
+ * check ws_receive() makes on the first payload byte, without waiting for one. Nothing is
+ * ever allocated from the announced size: only bytes that arrived are buffered. */
+int ws_check_announced(struct conn *c)
+{
+    struct srv *s = c->srv;
+    if (!c->wsi || c->rx_discard || c->close_code || c->err_pending)
+        return 0;
+    uint64_t remaining = (uint64_t)lws_remaining_packet_payload(c->wsi);
+    if (!remaining)
+        return 0;
+    int preauth = !c->authed && c->preauth_bytes + remaining > s->cfg.max_preauth_bytes;
+    if (!preauth && c->rx.len + remaining <= s->cfg.max_ws_message)
+        return 0;
+    LOG_INFO("conn=%" PRIu64 " closed: a frame header announces %" PRIu64
+             " more bytes (limit %" PRIu64 ")",
+             c->id, remaining, preauth ? s->cfg.max_preauth_bytes : s->cfg.max_ws_message);
+    ws_close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                  preauth ? "too much data before auth" : "message too big");
+    return 1;
+}
+
 void ws_pong(struct conn *c)
 {
     if (c->authed)
@@ -290,8 +324,8 @@ int ws_writeable(struct conn *c)
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
     }
-    if (!c->started)
-        return 0; /* before authentication: nothing at all */
+    /* Control replies go out before authentication too (only the one pre-auth hint can be
+     * queued then); heartbeats and events only once the stream has started. */
     if (c->nctl) {
         char msg[CTL_BYTES];
         snprintf(msg, sizeof msg, "%s", c->ctl[0]);
@@ -302,6 +336,8 @@ int ws_writeable(struct conn *c)
         srv_want_write(c);
         return 0;
     }
+    if (!c->started)
+        return 0; /* before authentication: no heartbeats, no events */
     if (c->hb_pending) {
         char hb[96], ts[32];
         c->hb_pending = 0;

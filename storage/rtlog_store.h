@@ -189,6 +189,20 @@ typedef int (*rtlog_list_cb)(void *ctx, const rtlog_stream_info *info);
  */
 rtlog_err rtlog_store_list(rtlog_store *st, rtlog_list_cb cb, void *ctx, rtlog_errinfo *ei);
 
+/**
+ * rtlog_store_generation() - a number that changes whenever any process commits to the
+ * store: the LMDB environment's last committed write transaction id (mdb_env_info()
+ * me_last_txnid), read from the shared meta page with no transaction.
+ * Use: the on_commit hook reports this process's commits only; a caller that must also
+ * notice appends by another process (`rtlog import` beside `rtlog serve`) polls this
+ * cheaply and, when it moved, describes the streams it cares about. Equal values mean no
+ * commit happened in between (by anyone); a larger one says only that something was
+ * committed, not which streams. Returns 0 if the environment cannot be queried.
+ * Context: any thread; waits only while this process is growing the map.
+ * Source: DESIGN.md "One event's way through" (notify); README "Known limits".
+ */
+uint64_t rtlog_store_generation(rtlog_store *st);
+
 /* Process-wide counters for /metrics and benchmarks. */
 typedef struct rtlog_store_stats {
     uint64_t commits;         /* durable write transactions */

@@ -350,6 +350,25 @@ rtlog_err rtlog_store_open(const rtlog_store_opts *o, rtlog_store **out, rtlog_e
     int dead = 0;
     mdb_reader_check(st->env, &dead); /* slots of crashed readers */
 
+    /* A data.mdb shorter than the pages its meta page says are in use (a truncated copy,
+     * a full disk during a copy) would fault with SIGBUS on the first read of a missing
+     * page: LMDB maps the file and trusts it. Refuse it here, where only the meta pages
+     * at the start of the file have been read. */
+    {
+        MDB_envinfo info;
+        MDB_stat es;
+        if (mdb_env_info(st->env, &info) == 0 && mdb_env_stat(st->env, &es) == 0 &&
+            (uint64_t)(info.me_last_pgno + 1) * es.ms_psize > (uint64_t)sb.st_size) {
+            err = rtlog_errinfo_set(
+                ei, RTLOG_E_CORRUPT, -1, NULL,
+                "store %s is damaged: data.mdb has %lld bytes but its pages reach %llu bytes "
+                "(a truncated file?)",
+                o->dir, (long long)sb.st_size,
+                (unsigned long long)(info.me_last_pgno + 1) * es.ms_psize);
+            goto fail_reg;
+        }
+    }
+
     /* An existing store keeps at least the map it recorded (it grew there before); the
      * asked size only raises it, and never past map_max. */
     st->map_size = env_mapsize(st->env);
@@ -430,6 +449,17 @@ void rtlog_store_on_commit(rtlog_store *st, rtlog_commit_cb cb, void *ctx)
     st->on_commit = cb;
     st->on_commit_ctx = ctx;
     pthread_mutex_unlock(&st->qmu);
+}
+
+uint64_t rtlog_store_generation(rtlog_store *st)
+{
+    /* mdb_env_info() reads the meta pages inside the map, so it runs under the gate like a
+     * txn would: a concurrent resize (exclusive gate) remaps them. No txn, no reader slot. */
+    MDB_envinfo info;
+    pthread_rwlock_rdlock(&st->gate);
+    int rc = mdb_env_info(st->env, &info);
+    pthread_rwlock_unlock(&st->gate);
+    return rc ? 0 : (uint64_t)info.me_last_txnid;
 }
 
 void rtlog_store_get_stats(rtlog_store *st, rtlog_store_stats *out)

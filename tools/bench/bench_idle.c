@@ -147,7 +147,8 @@ static void conn_event(unsigned i, uint32_t events)
     }
     bytes_in += (uint64_t)n;
     if (c->state == S_HDRWAIT) {
-        size_t take = (size_t)n < sizeof c->hbuf - 1 - c->hlen ? (size_t)n : sizeof c->hbuf - 1 - c->hlen;
+        size_t room = sizeof c->hbuf - 1 - c->hlen;
+        size_t take = (size_t)n < room ? (size_t)n : room;
         memcpy(c->hbuf + c->hlen, buf, take);
         c->hlen += (unsigned)take;
         c->hbuf[c->hlen] = 0;

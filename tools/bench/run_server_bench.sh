@@ -41,7 +41,10 @@ SECS=10 SUBS=1000 RATE=1000 IDLE=10000 SWEEP="100 200 400"
 # (root may raise the hard limit; otherwise stay within it).
 ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)"
-if [ "$(ulimit -n)" -lt $((IDLE + 1000)) ]; then
+FDL=$(ulimit -n)
+[ "$FDL" = unlimited ] && FDL=65536
+[ "$FDL" -gt 65536 ] && FDL=65536
+if [ "$FDL" -lt $((IDLE + 1000)) ]; then
     echo "ulimit -n is $(ulimit -n); need $((IDLE + 1000)) for $IDLE idle connections" >&2
     exit 2
 fi
@@ -85,7 +88,8 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 
 wait_http() { # wait_http URL: up to 10 s for any HTTP answer
@@ -105,7 +109,8 @@ start_rtlog() {
     PORT=$(free_port)
     DATA=$TMP/$name
     "$RTLOG" serve --listen "127.0.0.1:$PORT" --data "$DATA" --log-level warn \
-        --max-connections 30000 --max-connections-per-subject 30000 --fd-limit 30000 "$@" \
+        --max-connections $((FDL - 200)) --max-connections-per-subject $((FDL - 200)) \
+        --fd-limit "$FDL" "$@" \
         >"$TMP/$name.log" 2>&1 &
     SRV_PID=$!
     wait_http "http://127.0.0.1:$PORT/health/live"
@@ -277,7 +282,8 @@ if want fanout; then
             "$(get $l machine_busy_pct)" "$(get $l rc)"
     done
     echo "fan-out ratios (1 event/POST, fsync on): delivered/s" \
-        "$(ratio "$(get fanout.rtlog.b1 delivered_per_s)" "$(get fanout.nchan.b1 delivered_per_s)")," \
+        "$(ratio "$(get fanout.rtlog.b1 delivered_per_s)" \
+            "$(get fanout.nchan.b1 delivered_per_s)")," \
         "p99 $(ratio "$(get fanout.rtlog.b1 lat_p99_us)" "$(get fanout.nchan.b1 lat_p99_us)")," \
         "server CPU per delivery" \
         "$(ratio "$(get fanout.rtlog.b1 server_cpu_us_per_delivery)" \

@@ -119,13 +119,14 @@ test('WebSocket message limits: 1009, 1007, 1003, pre-auth cap (C10, C17)', asyn
 });
 
 test('authentication window and token expiry (C10, C14)', async () => {
-  // no auth: nothing delivered, pongs do not help, closed at the deadline with 4401
+  // no auth: nothing delivered, pongs do not help, closed at the deadline with 4401; the
+  // first pong (not an auth message) gets the one bad_request hint, the others nothing
   const w = await srv.ws(S, {});
   const iv = setInterval(() => w.send({ type: 'pong' }), 200);
   const c = await w.waitClose(5000);
   clearInterval(iv);
   assert.equal(c.code, 4401);
-  assert.deepEqual(w.messages.map((m) => [m.type, m.code]), [['error', 'unauthorized']]);
+  assert.deepEqual(w.messages.map((m) => [m.type, m.code]), [['error', 'bad_request'], ['error', 'unauthorized']]);
   // forbidden first-message token
   const other = await srv.token({ sub: 'other', subscribe: ['dashboard'] });
   const f = await srv.ws(S, {});

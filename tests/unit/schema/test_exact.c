@@ -55,6 +55,10 @@ static void reals(void **state)
     check("1.7976931348623157e308", "1.7976931348623157e+308");
     check("0.000123", "0.000123");
     check("1E2", "100.0"); /* a real stays a real even when written like an integer */
+    /* subnormals: the shortest spelling, not 15 digits of a value that has fewer */
+    check("4.9e-324", "5e-324");
+    check("5e-324", "5e-324");
+    check("2.225073858507201e-308", "2.225073858507201e-308");
 }
 
 static void integers(void **state)

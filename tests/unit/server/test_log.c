@@ -1,6 +1,7 @@
 /* test_log.c - handed.md C15: the logger never writes a token or a forged line, whatever
  * a call site formats: JWTs, token= values, Bearer credentials and JSON auth messages are
- * redacted; CR/LF and other control or non-ASCII bytes are escaped; long input is cut.
+ * redacted, and a redaction ends at whitespace or a delimiter so the text around it
+ * survives; CR/LF and other control or non-ASCII bytes are escaped; long input is cut.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,6 +58,57 @@ static void test_redaction(void **state)
     assert_string_equal(out, "?access_token=[REDACTED]");
 }
 
+/* A redaction takes the credential and nothing else: whitespace and delimiters end it, an
+ * empty value is left alone, and the text around it survives (a log line once read
+ * "Bearer [REDACTED] ?token=[REDACTED]" for "Bearer or ?token=)", losing "or" and ")"). */
+static void test_redaction_bounds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        /* the line that lost text: "or" still reads as a Bearer credential, ")" survives */
+        {"sse refused: unauthorized (a token is required (Authorization: Bearer or ?token=)",
+         "sse refused: unauthorized (a token is required (Authorization: Bearer [REDACTED] "
+         "?token=)"},
+        /* the server's messages are worded so that nothing in them reads as a credential */
+        {"sse refused: unauthorized (a token is required: Authorization header or token query "
+         "parameter)",
+         "sse refused: unauthorized (a token is required: Authorization header or token query "
+         "parameter)"},
+        {"ingest rejected: missing or malformed Authorization header (expected \"Bearer\" and a "
+         "token)",
+         "ingest rejected: missing or malformed Authorization header (expected \"Bearer\" and a "
+         "token)"},
+        {"ws error: bad_request (expected {\"type\":\"auth\",\"token\":...})",
+         "ws error: bad_request (expected {\"type\":\"auth\",\"token\":...})"},
+        /* delimiters end a value */
+        {"(token=abc.def) tail", "(token=[REDACTED]) tail"},
+        {"?token=a%2Bb&x=1", "?token=[REDACTED]&x=1"},
+        {"Bearer abc.def, next", "Bearer [REDACTED], next"},
+        {"Bearer abc\tnext", "Bearer [REDACTED]\\tnext"},
+        {"Bearer abc\nFORGED", "Bearer [REDACTED]\\nFORGED"},
+        {"{\"token\":\"abc\"} after", "{\"token\":\"[REDACTED]\"} after"},
+        {"{\"token\": \"abc\\u0041\"}", "{\"token\": \"[REDACTED]\\\\u0041\"}"},
+        /* empty values: nothing to hide, nothing eaten */
+        {"token= x", "token= x"},
+        {"token=&follow=1", "token=&follow=1"},
+        {"Bearer (none)", "Bearer (none)"},
+        {"Bearer    ", "Bearer    "},
+        {"{\"token\":\"\"}", "{\"token\":\"\"}"},
+        /* at the end of the input */
+        {"?token=abc", "?token=[REDACTED]"},
+        {"Bearer abc", "Bearer [REDACTED]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[512];
+        size_t n = rtlog_log_sanitize(cases[i].in, strlen(cases[i].in), out, sizeof out);
+        if (strcmp(out, cases[i].want) != 0)
+            fail_msg("case %zu: %s\n  got  %s\n  want %s", i, cases[i].in, out, cases[i].want);
+        assert_int_equal(n, strlen(out));
+    }
+}
+
 static void test_escaping(void **state)
 {
     (void)state;
@@ -105,6 +157,7 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redaction),
+        cmocka_unit_test(test_redaction_bounds),
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_log_line),
     };
