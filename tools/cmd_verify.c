@@ -535,6 +535,23 @@ static int verify_file(const verify_args *a)
         goto out;
     }
 
+    /* A prefix of a chain is a valid chain: an export taken while the stream was growing
+     * verifies. What must agree with the store is the document's own claim about the end. */
+    if (in_store && v.is_doc && v.sealed &&
+        (!info.sealed || v.events != info.last_seq)) {
+        rtlog_cli_err(CMD,
+                      "%s: says the stream is sealed at seq %zu, but %s in the store %s at seq "
+                      "%" PRIu64,
+                      a->file, v.events, stream, info.sealed ? "is sealed" : "is open and ends",
+                      info.last_seq);
+        goto out;
+    }
+    if (in_store && v.is_doc && !v.sealed && info.sealed && v.events == info.last_seq) {
+        rtlog_cli_err(CMD, "%s: says the stream is open, but %s in the store is sealed at seq %zu",
+                      a->file, stream, v.events);
+        goto out;
+    }
+
     printf("ok: %s: %zu events, head %s", a->file, v.events, rtlog_cli_hex(v.chain.h, 32, x));
     if (v.is_doc)
         printf("; document hashes and headHash match");
@@ -542,6 +559,9 @@ static int verify_file(const verify_args *a)
         printf("; matches --head");
     if (in_store)
         printf("; matches the store's %s (seq 1..%zu)", stream, v.events);
+    if (in_store && v.events < info.last_seq)
+        printf("; NOTE: a prefix: the store's %s has %" PRIu64 " events%s", stream,
+               info.last_seq, info.sealed ? " and is sealed" : "");
     printf("%s", note);
     if (!v.is_doc && !a->has_head && !in_store)
         printf("; nothing to compare the head with (give --head HEX, or STREAM with --data)");

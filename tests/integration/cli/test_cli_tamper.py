@@ -132,6 +132,27 @@ def body(ctx):
     expect_bad(ctx, t, "forged vs store", r"\bseq %d\b" % k, "store")
     expect_bad(ctx, t, "forged vs --head", "--head", extra=("--head", head), data=False)
 
+    # A truncated document recomputed to be self-consistent: a prefix of a chain is a valid
+    # chain (an export taken while the stream grew), so it verifies, but never silently:
+    # it is named a prefix; and a claim "sealed" at the cut is refused against the store.
+    m = 300
+    pre = [l[:-1] if l.endswith(b",") else l for l in doc_lines[1:m + 1]]
+    pre_hashes = chain_hashes(pre)
+    hdr = json.loads(doc_lines[0] + b"]}")
+    check(hdr["sealed"] is True, "the test run is sealed")
+    for sealed in (b"false", b"true"):
+        cut = (b'{"stream":"%s","sealed":%s,"lastSeq":%d,"headHash":"%s","events":[\n'
+               % (STREAM.encode(), sealed, m, pre_hashes[-1].encode()) +
+               b",\n".join(pre) + b"\n],\"hashes\":[\n" +
+               b",\n".join(b'"%s"' % h.encode() for h in pre_hashes) + b"\n]}\n")
+        write(t, cut)
+        if sealed == b"false":
+            _, out, _ = ctx.run("verify", "--file", t)
+            check(out.startswith(b"ok: ") and b"prefix" in out and b"%d events" % n in out,
+                  "prefix export not named a prefix: %r" % out)
+        else:
+            expect_bad(ctx, t, "prefix claiming sealed", "sealed at seq %d" % m, "store")
+
     # NDJSON export with one byte changed: --head and the store both catch it.
     t_nd = ctx.path("t.ndjson")
     nd_lines = ndjson_lines(nd)
