@@ -27,15 +27,29 @@
 #define MAX_TYPES        32u /* entries in a ?types= filter */
 #define MAX_READS_PER_FILL 4u /* bounds one fill's time when a filter skips most events */
 
-/* One rendered event. Allocated in one block: the struct, then json, type, node id. */
-struct frame {
-    uint64_t seq;
-    size_t json_len;
-    const char *json;    /* canonical JSON with "seq" last, secrets redacted; not NUL-ended */
-    const char *type;    /* NUL-terminated */
-    const char *node_id; /* NUL-terminated copy, NULL when the event has no string nodeId */
+/* What the filter and the frame need to know of an event before (or without) rendering
+ * it. For an event being read these point into the stored record (valid during the read
+ * callback only); in a ring frame they point into the frame's own block. */
+struct evhead {
+    const char *type;    /* not necessarily NUL-ended; @type_len stops at the first NUL, as
+                          * the C-string copy the filter and the SSE event line used did */
+    size_t type_len;
+    const char *node_id; /* NULL when the event has no string nodeId */
     size_t node_len;     /* its length (the value itself may hold NUL bytes) */
     int seals;           /* the event seals its stream */
+};
+
+/* One rendered event, kept in a ring and shared by every subscriber. Allocated in one
+ * block: the struct, the complete SSE frame, type, node id. The SSE frame is the same
+ * bytes for every SSE subscriber, and its middle is the JSON (the WebSocket message), so
+ * delivering it in either format is one memcpy. */
+struct frame {
+    uint64_t seq;
+    const char *sse;  /* "id: N\nevent: T\ndata: JSON\n\n"; not NUL-ended */
+    size_t sse_len;
+    const char *json; /* canonical JSON with "seq" last, secrets redacted; inside @sse */
+    size_t json_len;
+    struct evhead h;  /* type and node id NUL-terminated copies */
 };
 
 struct stream {
@@ -165,6 +179,16 @@ static void ring_clear(rtlog_replay *e, struct stream *st)
     st->lo = st->hi = 0;
 }
 
+/* Would ring_offer() keep a frame for @seq? Asked before rendering, so an event the ring
+ * would not keep is never put in a frame of its own. Must match ring_offer(). */
+static int ring_wants(const rtlog_replay *e, const struct stream *st, uint64_t seq)
+{
+    size_t cap = st->slots ? st->cap : e->ring_frames;
+    if (st->lo == st->hi || seq != st->hi)
+        return seq + cap > st->last_seq && !(st->lo < st->hi && seq < st->hi);
+    return 1;
+}
+
 /* Offer a freshly rendered frame to the ring. Returns 1 if the ring took ownership.
  * Only frames that extend the ring contiguously, or start it near the head, are kept:
  * a subscriber catching up far behind renders for itself and does not evict the frames
@@ -197,8 +221,8 @@ static int ring_offer(rtlog_replay *e, struct stream *st, struct frame *f)
 
 /* ---- rendering and delivery ---------------------------------------------------------- */
 
-static rtlog_err frame_make(rtlog_replay *e, struct stream *st, const rtlog_event_view *ev,
-                            struct frame **out, rtlog_errinfo *ei)
+static rtlog_err evhead_read(const struct stream *st, const rtlog_event_view *ev,
+                             struct evhead *h, rtlog_errinfo *ei)
 {
     const char *type, *node = NULL;
     size_t type_len, node_len = 0;
@@ -208,89 +232,158 @@ static rtlog_err frame_make(rtlog_replay *e, struct stream *st, const rtlog_even
                                  ev->seq);
     rc = rtlog_schema_rec_field_str(ev->mp, ev->mp_len, "nodeId", &node, &node_len);
     if (rc == RTLOG_E_NOTFOUND)
-        node = NULL;
+        node = NULL, node_len = 0;
     else if (rc != RTLOG_OK)
         return rtlog_errinfo_set(ei, rc, -1, NULL, "seq %" PRIu64 ": stored record unreadable",
                                  ev->seq);
-
-    rtlog_buf_clear(&e->scratch);
-    rc = rtlog_schema_render(ev->mp, ev->mp_len, ev->seq, RTLOG_JSON_REDACT, &e->scratch);
-    if (rc != RTLOG_OK)
-        return rtlog_errinfo_set(ei, rc, -1, NULL, "seq %" PRIu64 ": cannot render: %s",
-                                 ev->seq, rtlog_strerror(rc));
-    e->stats.frames_rendered++;
-
-    size_t json_len = e->scratch.len;
-    size_t need = sizeof(struct frame) + json_len + type_len + 1 + (node ? node_len + 1 : 0);
-    struct frame *f = malloc(need);
-    if (!f)
-        return rtlog_errinfo_set(ei, RTLOG_E_NOMEM, -1, NULL, "out of memory rendering a frame");
-    char *p = (char *)(f + 1);
-    memcpy(p, e->scratch.p, json_len);
-    f->json = p;
-    f->json_len = json_len;
-    p += json_len;
-    memcpy(p, type, type_len);
-    p[type_len] = '\0';
-    f->type = p;
-    p += type_len + 1;
-    if (node) {
-        memcpy(p, node, node_len);
-        p[node_len] = '\0';
-        f->node_id = p;
-        f->node_len = node_len;
-    } else {
-        f->node_id = NULL;
-        f->node_len = 0;
+    const char *nul = memchr(type, '\0', type_len);
+    h->type = type;
+    h->type_len = nul ? (size_t)(nul - type) : type_len;
+    h->node_id = node;
+    h->node_len = node_len;
+    /* rtlog_schema_type_flags() wants a C string; event types are short, and a longer
+     * one is no type that seals (0 flags), so it need not be copied at all */
+    char tbuf[64];
+    h->seals = 0;
+    if (h->type_len < sizeof tbuf) {
+        memcpy(tbuf, type, h->type_len);
+        tbuf[h->type_len] = '\0';
+        h->seals = (rtlog_schema_type_flags(st->family, tbuf) & RTLOG_REC_SEALS) != 0;
     }
-    f->seq = ev->seq;
-    f->seals = (rtlog_schema_type_flags(st->family, f->type) & RTLOG_REC_SEALS) != 0;
-    *out = f;
     return RTLOG_OK;
 }
 
-static int filter_pass(const rtlog_replay_sub *s, const struct frame *f)
+static int filter_pass(const rtlog_replay_sub *s, const struct evhead *h)
 {
-    if (s->node_id && (!f->node_id || f->node_len != strlen(s->node_id) ||
-                       memcmp(s->node_id, f->node_id, f->node_len) != 0))
+    if (s->node_id && (!h->node_id || h->node_len != strlen(s->node_id) ||
+                       memcmp(s->node_id, h->node_id, h->node_len) != 0))
         return 0;
     if (s->types) {
         for (size_t i = 0; i < s->ntypes; i++)
-            if (strcmp(s->types[i], f->type) == 0)
+            if (strlen(s->types[i]) == h->type_len &&
+                memcmp(s->types[i], h->type, h->type_len) == 0)
                 return 1;
         return 0;
     }
     return 1;
 }
 
-/* An SSE event name must be one line; validated types always are, but a record is data
- * from disk, so never let a stray CR/LF split the frame. */
-static const char *sse_event_name(const char *type)
+/* Append the SSE lines before an event's JSON, "id: N\nevent: T\ndata: ", with a
+ * hand-written decimal (a printf per frame was ~16% of the server). An SSE event name
+ * must be one line; validated types always are, but a record is data from disk, so a
+ * stray CR/LF (or an empty type) becomes "message" rather than splitting the frame. */
+static rtlog_err sse_prefix(rtlog_buf *out, uint64_t seq, const char *type, size_t type_len)
 {
-    return (type[0] && !strpbrk(type, "\r\n")) ? type : "message";
+    if (type_len == 0 || memchr(type, '\r', type_len) || memchr(type, '\n', type_len))
+        type = "message", type_len = 7;
+    char num[24], *end = num + sizeof num, *d = end;
+    do {
+        *--d = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq);
+    size_t nd = (size_t)(end - d);
+    if (rtlog_buf_reserve(out, 4 + nd + 8 + type_len + 7) != RTLOG_OK)
+        return RTLOG_E_NOMEM;
+    char *p = out->p + out->len;
+    memcpy(p, "id: ", 4);
+    p += 4;
+    memcpy(p, d, nd);
+    p += nd;
+    memcpy(p, "\nevent: ", 8);
+    p += 8;
+    memcpy(p, type, type_len);
+    p += type_len;
+    memcpy(p, "\ndata: ", 7);
+    p += 7;
+    out->len = (size_t)(p - out->p);
+    return RTLOG_OK;
 }
 
-static size_t frame_out_size(const rtlog_replay_sub *s, const struct frame *f)
+/* Append the frame of one event in format @fmt to @out: for SSE the prefix, the JSON and
+ * the blank line, for WS the JSON alone. On error @out is back at its old length.
+ * *json_len gets the JSON's length (the ring's byte budget counts JSON). */
+static rtlog_err event_render(rtlog_replay *e, rtlog_replay_fmt fmt, const rtlog_event_view *ev,
+                              const struct evhead *h, rtlog_buf *out, size_t *json_len,
+                              rtlog_errinfo *ei)
+{
+    size_t old = out->len;
+    rtlog_err rc = fmt == RTLOG_REPLAY_SSE ? sse_prefix(out, ev->seq, h->type, h->type_len)
+                                           : RTLOG_OK;
+    if (rc != RTLOG_OK)
+        return rtlog_errinfo_set(ei, rc, -1, NULL, "out of memory writing a frame");
+    size_t js = out->len;
+    rc = rtlog_schema_render(ev->mp, ev->mp_len, ev->seq, RTLOG_JSON_REDACT, out);
+    if (rc != RTLOG_OK) {
+        out->len = old;
+        return rtlog_errinfo_set(ei, rc, -1, NULL, "seq %" PRIu64 ": cannot render: %s",
+                                 ev->seq, rtlog_strerror(rc));
+    }
+    *json_len = out->len - js;
+    if (fmt == RTLOG_REPLAY_SSE && rtlog_buf_append(out, "\n\n", 2) != RTLOG_OK) {
+        out->len = old;
+        return rtlog_errinfo_set(ei, RTLOG_E_NOMEM, -1, NULL, "out of memory writing a frame");
+    }
+    e->stats.frames_rendered++;
+    return RTLOG_OK;
+}
+
+/* A frame for the ring: rendered once, in the SSE form, with the JSON (the WS form) being
+ * the middle of it, so a delivery in either format is one memcpy. */
+static rtlog_err frame_make(rtlog_replay *e, const rtlog_event_view *ev, const struct evhead *h,
+                            struct frame **out, rtlog_errinfo *ei)
+{
+    rtlog_buf_clear(&e->scratch);
+    size_t json_len;
+    rtlog_err rc = event_render(e, RTLOG_REPLAY_SSE, ev, h, &e->scratch, &json_len, ei);
+    if (rc != RTLOG_OK)
+        return rc;
+    size_t sse_len = e->scratch.len;
+    size_t need = sizeof(struct frame) + sse_len + h->type_len + 1 +
+                  (h->node_id ? h->node_len + 1 : 0);
+    struct frame *f = malloc(need);
+    if (!f)
+        return rtlog_errinfo_set(ei, RTLOG_E_NOMEM, -1, NULL, "out of memory rendering a frame");
+    char *p = (char *)(f + 1);
+    memcpy(p, e->scratch.p, sse_len);
+    f->sse = p;
+    f->sse_len = sse_len;
+    f->json = p + sse_len - 2 - json_len;
+    f->json_len = json_len;
+    p += sse_len;
+    memcpy(p, h->type, h->type_len);
+    p[h->type_len] = '\0';
+    f->h.type = p;
+    f->h.type_len = h->type_len;
+    p += h->type_len + 1;
+    if (h->node_id) {
+        memcpy(p, h->node_id, h->node_len);
+        p[h->node_len] = '\0';
+        f->h.node_id = p;
+    } else {
+        f->h.node_id = NULL;
+    }
+    f->h.node_len = h->node_len;
+    f->h.seals = h->seals;
+    f->seq = ev->seq;
+    *out = f;
+    return RTLOG_OK;
+}
+
+/* Bytes the fill budget charges for a frame: an upper bound of the SSE form ("id: " 20
+ * digits "\nevent: " "\ndata: " "\n\n"), the same for a ring frame and a direct render so
+ * where a fill stops does not depend on which path an event took. */
+static size_t frame_out_size(const rtlog_replay_sub *s, size_t json_len, size_t type_len)
 {
     if (s->fmt == RTLOG_REPLAY_WS)
-        return f->json_len;
-    return f->json_len + strlen(f->type) + 48; /* "id: " 20 digits "\nevent: " "\ndata: " "\n\n" */
+        return json_len;
+    return json_len + type_len + 48;
 }
 
 static rtlog_err frame_emit(const rtlog_replay_sub *s, const struct frame *f, rtlog_buf *out)
 {
     if (s->fmt == RTLOG_REPLAY_WS)
         return rtlog_buf_append(out, f->json, f->json_len);
-    size_t old = out->len;
-    rtlog_err rc = rtlog_buf_printf(out, "id: %" PRIu64 "\nevent: %s\ndata: ", f->seq,
-                                    sse_event_name(f->type));
-    if (rc == RTLOG_OK)
-        rc = rtlog_buf_append(out, f->json, f->json_len);
-    if (rc == RTLOG_OK)
-        rc = rtlog_buf_append(out, "\n\n", 2);
-    if (rc != RTLOG_OK)
-        out->len = old;
-    return rc;
+    return rtlog_buf_append(out, f->sse, f->sse_len);
 }
 
 static rtlog_err reset_emit(const rtlog_replay_sub *s, rtlog_buf *out)
@@ -318,24 +411,39 @@ struct fill {
     size_t seen;       /* events the current read passed */
 };
 
-static int fill_has_room(struct fill *fl, size_t next_size)
+/* Would a frame charged @next_size bytes, appended when @out held @at bytes, still fit? */
+static int fill_fits_at(const struct fill *fl, size_t at, size_t next_size)
 {
     if (fl->max_frames && fl->frames >= fl->max_frames)
         return 0;
-    if (fl->max_bytes && fl->out->len > fl->start &&
-        fl->out->len - fl->start + next_size > fl->max_bytes)
+    if (fl->max_bytes && at > fl->start && at - fl->start + next_size > fl->max_bytes)
         return 0;
     return 1;
 }
 
-/* Hand one frame to the subscriber (or skip it by filter). Returns 0 when it was consumed,
- * 1 when there was no room (cursor unchanged), -1 on error (fl->err set). */
+static int fill_has_room(const struct fill *fl, size_t next_size)
+{
+    return fill_fits_at(fl, fl->out->len, next_size);
+}
+
+/* The subscriber has been handed (or has skipped) event @seq. */
+static void fill_advance(rtlog_replay_sub *s, uint64_t seq, int seals)
+{
+    struct stream *st = s->st;
+    s->cursor = seq;
+    if (seq > st->last_seq)
+        st->last_seq = seq;
+    if (seals)
+        st->sealed = 1;
+}
+
+/* Hand one ring frame to the subscriber (or skip it by filter). Returns 0 when it was
+ * consumed, 1 when there was no room (cursor unchanged), -1 on error (fl->err set). */
 static int fill_take(struct fill *fl, const struct frame *f)
 {
     rtlog_replay_sub *s = fl->s;
-    struct stream *st = s->st;
-    if (filter_pass(s, f)) {
-        if (!fill_has_room(fl, frame_out_size(s, f))) {
+    if (filter_pass(s, &f->h)) {
+        if (!fill_has_room(fl, frame_out_size(s, f->json_len, f->h.type_len))) {
             fl->full = 1;
             return 1;
         }
@@ -347,18 +455,19 @@ static int fill_take(struct fill *fl, const struct frame *f)
         fl->frames++;
         s->e->stats.frames_delivered++;
     }
-    s->cursor = f->seq;
-    if (f->seq > st->last_seq)
-        st->last_seq = f->seq;
-    if (f->seals)
-        st->sealed = 1;
+    fill_advance(s, f->seq, f->h.seals);
     return 0;
 }
 
+/* One event read from the store, not in the ring. Near the head it is rendered into a
+ * frame the ring keeps (the live subscribers are about to share it); far behind, the
+ * ring would not keep it, so it is rendered straight into the subscriber's buffer: no
+ * malloc, no second copy. Both paths give the same bytes and charge the same budget. */
 static int fill_read_cb(void *ctx, const rtlog_event_view *ev)
 {
     struct fill *fl = ctx;
     rtlog_replay_sub *s = fl->s;
+    rtlog_replay *e = s->e;
     fl->seen++;
     if (ev->seq > s->st->last_seq)
         s->st->last_seq = ev->seq; /* committed, its note is on the way */
@@ -372,17 +481,50 @@ static int fill_read_cb(void *ctx, const rtlog_event_view *ev)
         fl->full = 1;
         return 1;
     }
-    struct frame *f = NULL;
-    rtlog_err rc = frame_make(s->e, s->st, ev, &f, fl->ei);
+    struct evhead h;
+    rtlog_err rc = evhead_read(s->st, ev, &h, fl->ei);
     if (rc != RTLOG_OK) {
         fl->err = rc;
         return 1;
     }
-    int kept = ring_offer(s->e, s->st, f);
-    int r = fill_take(fl, f);
-    if (!kept)
-        free(f);
-    return r == 0 ? 0 : 1;
+    if (ring_wants(e, s->st, ev->seq)) {
+        struct frame *f = NULL;
+        if ((rc = frame_make(e, ev, &h, &f, fl->ei)) != RTLOG_OK) {
+            fl->err = rc;
+            return 1;
+        }
+        int kept = ring_offer(e, s->st, f);
+        int r = fill_take(fl, f);
+        if (!kept)
+            free(f);
+        return r == 0 ? 0 : 1;
+    }
+    size_t json_len;
+    if (!filter_pass(s, &h)) {
+        /* Still rendered (into scratch): a record that cannot be rendered is an error
+         * whether or not this subscriber wants it, as it is on the ring path. */
+        rtlog_buf_clear(&e->scratch);
+        if ((rc = event_render(e, RTLOG_REPLAY_WS, ev, &h, &e->scratch, &json_len, fl->ei))) {
+            fl->err = rc;
+            return 1;
+        }
+        fill_advance(s, ev->seq, h.seals);
+        return 0;
+    }
+    size_t at = fl->out->len;
+    if ((rc = event_render(e, s->fmt, ev, &h, fl->out, &json_len, fl->ei)) != RTLOG_OK) {
+        fl->err = rc;
+        return 1;
+    }
+    if (!fill_fits_at(fl, at, frame_out_size(s, json_len, h.type_len))) {
+        fl->out->len = at; /* rendered in vain, once per fill at most */
+        fl->full = 1;
+        return 1;
+    }
+    fl->frames++;
+    e->stats.frames_delivered++;
+    fill_advance(s, ev->seq, h.seals);
+    return 0;
 }
 
 static rtlog_replay_state fill_state(rtlog_replay_sub *s)

@@ -117,59 +117,63 @@ static const char esc_class[256] = {
     [0x1e] = 'u', [0x1f] = 'u', ['"'] = '"',  ['\\'] = '\\',
 };
 
-/* Write a JSON string literal. Runs of plain bytes are copied in one memcpy; only `"`, `\`
- * and controls < 0x20 are escaped, so DEL, UTF-8 and astral chars go out raw, exactly as
- * the producer's (and Python's ensure_ascii=False) encoder wrote them. Room is made per
- * 4 KiB of input (worst case 6 output bytes each), so a 450 KB log line needs about its own
- * size in the output buffer, not six times it. */
+/* Write a JSON string literal. Only `"`, `\` and controls < 0x20 are escaped, so DEL, UTF-8
+ * and astral chars go out raw, exactly as the producer's (and Python's ensure_ascii=False)
+ * encoder wrote them. Room is made per 4 KiB of input (worst case 6 output bytes each), so
+ * a 450 KB log line needs about its own size in the output buffer, not six times it.
+ * This is the hottest loop of a catch-up (most strings are short keys and values), so
+ * plain bytes are checked and stored 8 at a time (SWAR: a byte < 0x20, or equal to '"' or
+ * '\', sets its top bit in the mask) with no memcpy call per run, and the rest byte by
+ * byte through a 256-entry table. */
 static rtlog_err put_str(rtlog_buf *w, const uint8_t *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     enum { CHUNK = 4096 };
+    size_t i = 0;
+    char *o;
     if (room(w, n < CHUNK ? n * 6 + 2 : CHUNK * 6 + 2))
         return RTLOG_E_NOMEM;
-    w->p[w->len++] = '"';
-    size_t i = 0;
+    o = w->p + w->len;
+    *o++ = '"';
     while (i < n) {
         size_t stop = n - i < CHUNK ? n : i + CHUNK;
-        if (room(w, (stop - i) * 6 + 1))
-            return RTLOG_E_NOMEM;
-        char *o = w->p + w->len;
+        if (i) { /* the first chunk's room was made above */
+            w->len = (size_t)(o - w->p);
+            if (room(w, (stop - i) * 6 + 1))
+                return RTLOG_E_NOMEM;
+            o = w->p + w->len;
+        }
         while (i < stop) {
-            size_t j = i;
-            /* 8 bytes at a time while none needs escaping (SWAR: a byte < 0x20, or equal
-             * to '"' or '\\', sets its top bit in the mask), then byte by byte */
-            while (j + 8 <= stop) {
+            while (i + 8 <= stop) {
                 uint64_t x;
-                memcpy(&x, s + j, 8);
+                memcpy(&x, s + i, 8);
                 uint64_t q = x ^ 0x2222222222222222ull, b = x ^ 0x5c5c5c5c5c5c5c5cull;
                 uint64_t m = ((x - 0x2020202020202020ull) & ~x) |
                              ((q - 0x0101010101010101ull) & ~q) |
                              ((b - 0x0101010101010101ull) & ~b);
                 if (m & 0x8080808080808080ull)
                     break;
-                j += 8;
+                memcpy(o, &x, 8); /* room was made for 6 bytes per input byte */
+                o += 8;
+                i += 8;
             }
-            while (j < stop && !esc_class[s[j]])
-                j++;
-            memcpy(o, s + i, j - i);
-            o += j - i;
-            i = j;
-            if (j == stop)
+            while (i < stop && !esc_class[s[i]])
+                *o++ = (char)s[i++];
+            if (i == stop)
                 break;
-            char k = esc_class[s[j]];
+            char k = esc_class[s[i]];
             *o++ = '\\';
             *o++ = k;
             if (k == 'u') {
                 *o++ = '0';
                 *o++ = '0';
-                *o++ = hex[s[j] >> 4];
-                *o++ = hex[s[j] & 15];
+                *o++ = hex[s[i] >> 4];
+                *o++ = hex[s[i] & 15];
             }
-            i = j + 1;
+            i++;
         }
-        w->len = (size_t)(o - w->p);
     }
+    w->len = (size_t)(o - w->p);
     if (room(w, 1))
         return RTLOG_E_NOMEM;
     w->p[w->len++] = '"';
@@ -425,7 +429,7 @@ static rtlog_err task_redacted(rd *r, rtlog_buf *w, int depth)
 /* Walk the top-level map for key @name; on success r->p is at its value. */
 static rtlog_err find_key(rd *r, const char *name)
 {
-    size_t n;
+    size_t n, name_len = strlen(name);
     if (rd_map(r, &n) || n == 0)
         return RTLOG_E_CORRUPT;
     for (size_t i = 0; i < n; i++) {
@@ -433,7 +437,7 @@ static rtlog_err find_key(rd *r, const char *name)
         size_t kn;
         if (rd_str(r, &k, &kn))
             return RTLOG_E_CORRUPT;
-        if (str_is(k, kn, name))
+        if (kn == name_len && memcmp(k, name, kn) == 0)
             return RTLOG_OK;
         rtlog_err rc = value(r, NULL, 2);
         if (rc)
