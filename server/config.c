@@ -74,6 +74,19 @@ static const setting table[] = {
     {"max-connections-per-subject", "RTLOG_MAX_CONNECTIONS_PER_SUBJECT", T_UINT,
      OFF(max_connections_per_subject), "1000", 1, 1000000,
      "stream connections per token subject (sub); more get 429 rate_limited"},
+    {"max-preauth-connections", "RTLOG_MAX_PREAUTH_CONNECTIONS", T_UINT,
+     OFF(max_preauth_connections), "1024", 1, 1000000,
+     "WebSockets not yet authenticated, in total (they do not count toward "
+     "max-connections); more are refused: rate_limited + close 4429"},
+    {"max-preauth-per-ip", "RTLOG_MAX_PREAUTH_PER_IP", T_UINT, OFF(max_preauth_per_ip), "64",
+     1, 1000000, "WebSockets not yet authenticated per client IP; more: close 4429"},
+    {"max-inflight-body-bytes", "RTLOG_MAX_INFLIGHT_BODY_BYTES", T_BYTES,
+     OFF(max_inflight_body_bytes), "256MiB", 1 * KIB, 64 * GIB,
+     "announced bytes of ingest bodies being received at once (all connections); a body "
+     "that would go over gets 503 + Retry-After"},
+    {"body-timeout", "RTLOG_BODY_TIMEOUT", T_DUR, OFF(body_timeout_ms), "30", 100, 3600000,
+     "an ingest body not fully received within this gets 408 and the connection closes "
+     "(seconds)"},
     {"origins", "RTLOG_ORIGINS", T_STR, OFF(origins), "", 0, 0,
      "comma-separated browser Origins allowed on WS and SSE; empty = no restriction "
      "(requests without Origin always pass)"},
@@ -86,7 +99,8 @@ static const setting table[] = {
     {"sse-write-bytes", "RTLOG_SSE_WRITE_BYTES", T_BYTES, OFF(sse_write_bytes), "32KiB",
      1 * KIB, 16 * MIB, "SSE frames written per socket write (one write per writable)"},
     {"fd-limit", "RTLOG_FD_LIMIT", T_UINT, OFF(fd_limit), "16384", 64, 1048576,
-     "size of the socket table (max connections is a little below this)"},
+     "size of the socket table (max connections is a little below this); also set as the "
+     "soft RLIMIT_NOFILE (bounded by the hard limit)"},
     {"nosync", "RTLOG_NOSYNC", T_BOOL, OFF(nosync), "false", 0, 1,
      "skip fsync on commit (tests and benchmarks only: acknowledged events may be lost "
      "on a machine crash)"},

@@ -30,15 +30,32 @@
 #define LINGER_MAX_BYTES (64u << 20) /* after an early error, discard at most this much body */
 #define LINGER_SECS 5                /* ... for at most this long, then close */
 
+void http_body_release(struct conn *c)
+{
+    if (c->body_reserved) {
+        c->srv->inflight_body -= c->body_reserved;
+        c->body_reserved = 0;
+    }
+    if (c->body_timer) {
+        c->body_timer = 0;
+        if (c->wsi)
+            lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
+    }
+}
+
 void http_reset(struct conn *c)
 {
+    http_body_release(c);
+    c->resp_retry_after = 0;
     c->ingest_active = 0;
     c->deferred = RTLOG_OK;
-    c->deferred_msg[0] = '\0';
+    if (c->rare)
+        c->rare->deferred_msg[0] = '\0';
     c->discard_body = 0;
     c->linger = 0;
     c->discarded = 0;
     c->body_done = 0;
+    c->lws_completed = 0;
     c->content_length = 0;
     c->has_expected = 0;
     c->expected = 0;
@@ -88,10 +105,14 @@ void http_respond_error(struct conn *c, rtlog_err code, const char *message, int
     http_respond_status(c, rtlog_err_http_status(code), code, message, close);
 }
 
+static int ingest_queue(struct conn *c);
+
 int http_writeable(struct conn *c)
 {
     struct srv *s = c->srv;
     struct lws *wsi = c->wsi;
+    if (c->job_ready)
+        return ingest_queue(c);
     if (c->resp == RS_HEADERS) {
         unsigned char hb[LWS_PRE + 1024], *start = hb + LWS_PRE, *p = start,
                                           *end = hb + sizeof hb - 1;
@@ -102,6 +123,9 @@ int http_writeable(struct conn *c)
             (c->resp_close &&
              lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
                                           (const unsigned char *)"close", 5, &p, end)) ||
+            (c->resp_retry_after > 0 &&
+             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER,
+                                          (const unsigned char *)"1", 1, &p, end)) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         c->resp = RS_BODY;
@@ -170,6 +194,13 @@ void http_job_done(struct srv *s, struct job *j)
         char msg[320];
         switch (j->rc) {
         case RTLOG_OK:
+            if (j->nevents == 0 && j->res.sealed) {
+                /* an empty batch changes nothing, but a sealed stream takes no appends:
+                 * the same 409 as any append to it (not a 201 with lastSeq < firstSeq) */
+                s->m_ingest_rejected++;
+                http_respond_error(c, RTLOG_E_SEALED, "stream is sealed", 0);
+                break;
+            }
             s->m_events_accepted += j->nevents;
             rtlog_buf_printf(&b, "{\"stream\":\"%s\",\"firstSeq\":%" PRIu64 ",\"lastSeq\":%" PRIu64
                                  "}",
@@ -214,12 +245,40 @@ void http_job_done(struct srv *s, struct job *j)
     free(j);
 }
 
+/* The deferred error's message ("" when it could not be kept: out of memory). */
+static const char *deferred_msg(struct conn *c)
+{
+    return c->rare ? c->rare->deferred_msg : "";
+}
+
 static void defer_error(struct conn *c, rtlog_err code, const char *msg)
 {
     if (c->deferred != RTLOG_OK)
         return; /* the first problem found is the answer */
     c->deferred = code;
-    snprintf(c->deferred_msg, sizeof c->deferred_msg, "%s", msg);
+    struct conn_rare *rare = conn_rare(c);
+    if (rare)
+        snprintf(rare->deferred_msg, sizeof rare->deferred_msg, "%s", msg);
+}
+
+/* Is query parameter @name present without a value ("name" or "name=")? lws' argument
+ * fragments keep the '=' and what follows, so both forms are seen here. */
+static int arg_without_value(struct lws *wsi, const char *name)
+{
+    size_t nl = strlen(name);
+    char frag[64];
+    for (int i = 0;; i++) {
+        int fl = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (fl <= 0)
+            return 0;
+        if ((size_t)fl > nl + 1)
+            continue;
+        int n = lws_hdr_copy_fragment(wsi, frag, (int)sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n <= 0 || (size_t)n < nl || memcmp(frag, name, nl) != 0)
+            continue;
+        if ((size_t)n == nl || ((size_t)n == nl + 1 && frag[nl] == '='))
+            return 1;
+    }
 }
 
 static int ingest_start(struct conn *c, const route *r)
@@ -246,6 +305,19 @@ static int ingest_start(struct conn *c, const route *r)
         c->ingest_active = 0;
         return 0;
     }
+    /* Bodies are taken as sent: a compressed one would be stored as garbage or refused
+     * as bad JSON. Anything but identity is 415 before the body is read. */
+    n = lws_hdr_copy(wsi, buf, 64, WSI_TOKEN_HTTP_CONTENT_ENCODING);
+    if (n > 0 && strcasecmp(buf, "identity") != 0) {
+        reject_early(c, 415, RTLOG_E_INVAL,
+                     "Content-Encoding is not supported: send the body uncompressed");
+        return 0;
+    }
+    if (n < 0 || (n == 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_ENCODING) > 0)) {
+        reject_early(c, 415, RTLOG_E_INVAL,
+                     "Content-Encoding is not supported: send the body uncompressed");
+        return 0;
+    }
     n = lws_hdr_copy(wsi, buf, 32, WSI_TOKEN_HTTP_CONTENT_LENGTH);
     uint64_t cl;
     if (n <= 0) {
@@ -266,6 +338,23 @@ static int ingest_start(struct conn *c, const route *r)
                  s->cfg.max_body_bytes);
         reject_early(c, 413, RTLOG_E_TOOBIG, buf);
         return 0;
+    }
+
+    /* Memory for bodies being received is bounded across connections: a body that would
+     * take the total over max-inflight-body-bytes is refused at once with 503 and
+     * Retry-After (the server is busy, the request is fine: retry), like a 413 (lingering
+     * close). Each body must also arrive within body-timeout (408, http_body_timeout()). */
+    if (cl > 0) {
+        if (s->inflight_body + cl > s->cfg.max_inflight_body_bytes) {
+            c->resp_retry_after = 1;
+            reject_early(c, 503, RTLOG_E_AGAIN,
+                         "too many request bodies being received; retry");
+            return 0;
+        }
+        c->body_reserved = cl;
+        s->inflight_body += cl;
+        c->body_timer = 1;
+        lws_set_timer_usecs(wsi, (lws_usec_t)s->cfg.body_timeout_ms * LWS_US_PER_MS);
     }
 
     /* 401, then 400 for the id, then 403: access before existence. */
@@ -289,7 +378,8 @@ static int ingest_start(struct conn *c, const route *r)
 
     size_t vl;
     int a = srv_get_arg(wsi, "expectedSeq", buf, 64, &vl);
-    if (a < 0 || (a > 0 && rtlog_seq_param_parse(buf, vl, &c->expected) != RTLOG_OK))
+    if (a < 0 || (a > 0 && rtlog_seq_param_parse(buf, vl, &c->expected) != RTLOG_OK) ||
+        (a == 0 && arg_without_value(wsi, "expectedSeq")))
         defer_error(c, RTLOG_E_INVAL,
                     "expectedSeq must be a decimal sequence number (0 .. 2^63-1)");
     c->has_expected = a > 0;
@@ -306,12 +396,12 @@ static int ingest_start(struct conn *c, const route *r)
     if (c->deferred != RTLOG_OK) {
         if (cl == 0) {
             s->m_ingest_rejected++;
-            http_respond_error(c, c->deferred, c->deferred_msg, 0);
+            http_respond_error(c, c->deferred, deferred_msg(c), 0);
             c->ingest_active = 0;
             return 0;
         }
         if (cl > DEFER_MAX_BODY) {
-            reject_early(c, rtlog_err_http_status(c->deferred), c->deferred, c->deferred_msg);
+            reject_early(c, rtlog_err_http_status(c->deferred), c->deferred, deferred_msg(c));
             return 0;
         }
         s->m_ingest_rejected++;
@@ -362,17 +452,53 @@ static int several_json_values(const char *p, size_t len)
     return 0;
 }
 
+int http_body_completion(struct conn *c)
+{
+    if (c->lws_completed) {
+        /* A second completion for the same request. lws 4.1.6 cannot pipeline behind a
+         * request body: it stays in its body state (0 bytes left) until the transaction
+         * completes and offers the bytes that follow the body again and again, calling
+         * BODY_COMPLETION each time and consuming nothing (one socket spun the service
+         * thread at 100% and blocked SIGTERM); a body request parsed from its stash gets
+         * its own header bytes as body. So the connection is closed here, before the
+         * append of this request was queued (see ingest_queue()): no answer, nothing
+         * stored. rtlog_server.h "Pipelining". */
+        LOG_INFO("conn=%" PRIu64 " request pipelined behind a request body: closing", c->id);
+        http_job_drop_ready(c);
+        return -1;
+    }
+    c->lws_completed = 1;
+    return http_body_done(c);
+}
+
+int http_body_timeout(struct conn *c)
+{
+    if (!c->body_timer)
+        return 0; /* a stale timer: the body was complete */
+    c->body_timer = 0;
+    http_body_release(c);
+    if (c->resp != RS_NONE || c->body_done)
+        return 0;
+    LOG_INFO("conn=%" PRIu64 " body not received within body-timeout: 408", c->id);
+    c->srv->m_ingest_rejected++;
+    c->ingest_active = 0;
+    c->linger = 0;
+    http_respond_status(c, 408, RTLOG_E_INVAL, "request body not received in time", 1);
+    return 0;
+}
+
 int http_body_done(struct conn *c)
 {
     struct srv *s = c->srv;
     c->body_done = 1;
+    http_body_release(c);
     if (c->linger == 2)
         return -1; /* the early answer is out and the body is drained: close now */
     if (!c->ingest_active || c->resp != RS_NONE)
         return 0;
     c->ingest_active = 0;
     if (c->deferred != RTLOG_OK) {
-        http_respond_error(c, c->deferred, c->deferred_msg, 0);
+        http_respond_error(c, c->deferred, deferred_msg(c), 0);
         return 0;
     }
     rtlog_parse_opts po = {
@@ -408,6 +534,32 @@ int http_body_done(struct conn *c)
     j->batch = batch;
     j->nevents = batch.n;
     snprintf(j->stream, sizeof j->stream, "%s", c->stream);
+    /* Queued at the next WRITEABLE, not now: a pipelined request behind this body shows
+     * up as a repeated BODY_COMPLETION within this same service pass, and the connection
+     * is then closed with nothing stored rather than with an unanswered commit. */
+    c->job_ready = j;
+    s->jobs_inflight++; /* the drain waits for it like for a queued append */
+    srv_want_write(c);
+    return 0;
+}
+
+void http_job_drop_ready(struct conn *c)
+{
+    if (!c->job_ready)
+        return;
+    c->srv->jobs_inflight--;
+    rtlog_batch_free(&c->job_ready->batch);
+    free(c->job_ready);
+    c->job_ready = NULL;
+}
+
+/* Hand the validated batch of @c to the writer thread. Returns 0, or -1 to close. */
+static int ingest_queue(struct conn *c)
+{
+    struct srv *s = c->srv;
+    struct job *j = c->job_ready;
+    rtlog_err rc;
+    c->job_ready = NULL;
     rtlog_append_req req = {
         .stream = j->stream,
         .recs = j->batch.recs,
@@ -418,6 +570,7 @@ int http_body_done(struct conn *c)
     rc = rtlog_store_append_async(s->store, &req, ingest_cb, j);
     if (rc != RTLOG_OK) {
         s->m_ingest_rejected++;
+        s->jobs_inflight--;
         rtlog_batch_free(&j->batch);
         free(j);
         LOG_ERR("conn=%" PRIu64 " cannot queue append to %s: %s", c->id, c->stream,
@@ -425,7 +578,6 @@ int http_body_done(struct conn *c)
         http_respond_error(c, rc, rc == RTLOG_E_INVAL ? "bad request" : "internal error", 0);
         return 0;
     }
-    s->jobs_inflight++;
     c->job = j;
     return 0;
 }

@@ -64,6 +64,27 @@
  *   every 250 ms the server compares rtlog_store_generation() with the last value seen
  *   and, when it moved, re-reads the head of every followed stream
  *   (rtlog_replay_refresh()), so their subscribers get those events live.
+ * - HTTP/1.1 only: LWS_CALLBACK_HTTP_CONFIRM_UPGRADE answers "Upgrade: h2c" with 400 +
+ *   Connection: close before lws would switch to HTTP/2 (SSE on h2 lost live events and
+ *   Last-Event-ID; lws 4.1.6 has no option to disable h2c). A POST carrying it is refused.
+ * - Pipelining: requests behind a GET are answered in order. Behind a request body lws
+ *   4.1.6 re-offers the following bytes for ever (a repeated BODY_COMPLETION; one socket
+ *   spun the service thread and blocked SIGTERM): the repeat closes the connection with
+ *   no answer. An append is queued at the next WRITEABLE, after that repeat would have
+ *   come, so a closed one is never stored.
+ * - Bodies in progress: their Content-Length counts toward max-inflight-body-bytes (over
+ *   it: 503 internal_error + Retry-After: 1 at once, lingering close like a 413); each must
+ *   be complete within body-timeout (lws timer: 408 bad_request, close). Parsing and
+ *   validation run on the service thread (a 50 MB body blocks it ~1.5 s).
+ * - Limits: max-connections counts SSE streams and authenticated WebSockets only;
+ *   unauthenticated WebSockets are capped by max-preauth-connections and
+ *   max-preauth-per-ip (client IP from lws_get_peer_simple) with rate_limited + 4429.
+ * - Token exp + leeway saturates at INT64_MAX (srv_exp_deadline_s()).
+ * - fd-limit is applied as the soft RLIMIT_NOFILE (bounded by the hard limit) before lws
+ *   starts, and lws gets the effective value, so lws indexes sockets by fd.
+ * - Ingest: Content-Encoding other than identity is 415; `expectedSeq` without a value is
+ *   400; an empty batch to a sealed stream is 409 conflict.
+ * - Cold per-connection buffers (struct conn_rare) are allocated on first use.
  * Source: CONTRACT.md (all but "Agents"), DESIGN.md "Threads".
  */
 #ifndef RTLOG_SERVER_H
@@ -105,6 +126,10 @@ typedef struct rtlog_server_config {
     uint64_t max_preauth_bytes;
     uint64_t max_connections;
     uint64_t max_connections_per_subject;
+    uint64_t max_preauth_connections;   /* unauthenticated WebSockets, in total */
+    uint64_t max_preauth_per_ip;        /* unauthenticated WebSockets per client IP */
+    uint64_t max_inflight_body_bytes;   /* ingest bodies being received, all connections */
+    uint64_t body_timeout_ms;           /* an ingest body must arrive within this */
     char origins[RTLOG_CFG_STR_MAX];    /* comma-separated allowlist; "" = no restriction */
     uint64_t map_bytes;                 /* initial LMDB map; 0 = store default */
     uint64_t map_max_bytes;             /* LMDB map ceiling; 0 = only the disk */
@@ -114,7 +139,7 @@ typedef struct rtlog_server_config {
     uint64_t nosync;                    /* 1 = no fsync (tests/benchmarks only) */
     char log_level[RTLOG_CFG_STR_MAX];  /* "error" | "warn" | "info" | "debug" */
     char config_file[RTLOG_CFG_STR_MAX]; /* the --config FILE in effect ("" = none) */
-    rtlog_cfg_source source[32];        /* per setting, in table order */
+    rtlog_cfg_source source[48];        /* per setting, in table order */
 } rtlog_server_config;
 
 /* What rtlog_config_load() asks the caller to do. */

@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,6 +102,52 @@ int srv_subject_acquire(struct conn *c)
     return 0;
 }
 
+int srv_preauth_acquire(struct conn *c)
+{
+    struct srv *s = c->srv;
+    char ip[128] = "";
+    if (c->preauth_ip)
+        return 0;
+    if (s->n_preauth >= s->cfg.max_preauth_connections)
+        return -1;
+    lws_get_peer_simple(c->wsi, ip, sizeof ip);
+    unsigned h = subj_hash(ip);
+    struct subj *e = s->preauth_ips[h];
+    while (e && strcmp(e->sub, ip) != 0)
+        e = e->next;
+    if (e && e->count >= s->cfg.max_preauth_per_ip)
+        return -1;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e)
+            return -1;
+        snprintf(e->sub, sizeof e->sub, "%s", ip);
+        e->next = s->preauth_ips[h];
+        s->preauth_ips[h] = e;
+    }
+    e->count++;
+    c->preauth_ip = e;
+    s->n_preauth++;
+    return 0;
+}
+
+void srv_preauth_release(struct conn *c)
+{
+    struct srv *s = c->srv;
+    struct subj *e = c->preauth_ip;
+    if (!e)
+        return;
+    c->preauth_ip = NULL;
+    s->n_preauth--;
+    if (--e->count)
+        return;
+    struct subj **pp = &s->preauth_ips[subj_hash(e->sub)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    free(e);
+}
+
 static void subject_release(struct conn *c)
 {
     struct srv *s = c->srv;
@@ -114,6 +162,13 @@ static void subject_release(struct conn *c)
         pp = &(*pp)->next;
     *pp = e->next;
     free(e);
+}
+
+struct conn_rare *conn_rare(struct conn *c)
+{
+    if (!c->rare)
+        c->rare = calloc(1, sizeof *c->rare);
+    return c->rare;
 }
 
 /* Free everything a connection holds. Idempotent: lws may report both CLOSED_HTTP and
@@ -133,6 +188,10 @@ void srv_conn_release(struct conn *c)
         c->listed = 0;
         c->prev = c->next = NULL;
     }
+    if (c->counted_http) {
+        s->n_http--;
+        c->counted_http = 0;
+    }
     if (c->counted_total) {
         if (c->kind == CK_SSE)
             s->n_sse--;
@@ -140,6 +199,11 @@ void srv_conn_release(struct conn *c)
             s->n_ws--;
         c->counted_total = 0;
     }
+    if (c->counted_authed) {
+        s->n_ws_authed--;
+        c->counted_authed = 0;
+    }
+    srv_preauth_release(c);
     subject_release(c);
     if (c->sub) {
         rtlog_replay_close(c->sub);
@@ -147,6 +211,7 @@ void srv_conn_release(struct conn *c)
     }
     rtlog_principal_free(c->pr);
     c->pr = NULL;
+    http_job_drop_ready(c);
     if (c->job) {
         c->job->conn = NULL; /* the append finishes; its answer has nowhere to go */
         c->job = NULL;
@@ -155,10 +220,27 @@ void srv_conn_release(struct conn *c)
         s->responses_pending--;
         c->resp = RS_NONE;
     }
+    http_body_release(c);
     rtlog_buf_free(&c->resp_body);
     rtlog_buf_free(&c->body);
     rtlog_buf_free(&c->rx);
+    free(c->rare); /* after rtlog_replay_close(): nothing points into it any more */
+    c->rare = NULL;
+    c->has_sse_err = 0;
+    c->nctl = 0;
     c->wsi = NULL;
+}
+
+/* exp + leeway, saturating: exp is a token claim (any int64 a signer chose; 2^63-1 made
+ * the plain sum a signed overflow, UB, and in Release an instantly "expired" stream). */
+int64_t srv_exp_deadline_s(int64_t exp, uint64_t leeway_ms)
+{
+    uint64_t l = leeway_ms / 1000;
+    if (l > (uint64_t)INT64_MAX)
+        l = (uint64_t)INT64_MAX;
+    if (exp > INT64_MAX - (int64_t)l)
+        return INT64_MAX;
+    return exp + (int64_t)l;
 }
 
 /* ---- shared checks for SSE and WS --------------------------------------------------- */
@@ -258,23 +340,31 @@ rtlog_err srv_stream_params(struct conn *c, int sse, char *why, size_t cap)
     }
     if (a == 0)
         c->node_id[0] = '\0';
-    a = srv_get_arg(wsi, "types", c->types, sizeof c->types, &n);
+    a = srv_get_arg(wsi, "types", buf, sizeof c->rare->types, &n);
     if (a < 0) {
         snprintf(why, cap, "types is too long");
         return RTLOG_E_INVAL;
     }
-    if (a == 0)
-        c->types[0] = '\0';
-    else {
+    if (a == 0) {
+        if (c->rare)
+            c->rare->types[0] = '\0';
+    } else {
+        struct conn_rare *rare = conn_rare(c);
+        if (!rare) {
+            snprintf(why, cap, "out of memory");
+            return RTLOG_E_NOMEM;
+        }
+        memcpy(rare->types, buf, n + 1);
+        char *types = rare->types;
         for (size_t i = 0; i < n; i++) {
-            unsigned char ch = (unsigned char)c->types[i];
+            unsigned char ch = (unsigned char)types[i];
             if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == ',' ||
                   (ch >= '0' && ch <= '9'))) {
                 snprintf(why, cap, "types must be a comma-separated list of event types");
                 return RTLOG_E_INVAL;
             }
         }
-        if (n && (c->types[0] == ',' || c->types[n - 1] == ',' || strstr(c->types, ",,"))) {
+        if (n && (types[0] == ',' || types[n - 1] == ',' || strstr(types, ",,"))) {
             snprintf(why, cap, "types must be a comma-separated list of event types");
             return RTLOG_E_INVAL;
         }
@@ -315,7 +405,7 @@ rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap)
         .has_cursor = c->has_cursor,
         .cursor = c->cursor,
         .node_id = c->node_id,
-        .types = c->types,
+        .types = c->rare ? c->rare->types : NULL,
         .follow = c->follow,
         .fmt = c->kind == CK_WS ? RTLOG_REPLAY_WS : RTLOG_REPLAY_SSE,
         .user = c,
@@ -334,7 +424,7 @@ rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap)
         }
         return rc;
     }
-    c->exp_deadline_s = c->pr->exp + (int64_t)(s->cfg.jwt_leeway_ms / 1000);
+    c->exp_deadline_s = srv_exp_deadline_s(c->pr->exp, s->cfg.jwt_leeway_ms);
     c->next_hb_ms = srv_now_ms() + s->cfg.heartbeat_ms;
     LOG_INFO("conn=%" PRIu64 " %s stream=%s sub=%s cursor=%s%" PRIu64 " follow=%d",
              c->id, c->kind == CK_WS ? "ws" : "sse", c->stream, c->pr->sub,
@@ -475,7 +565,7 @@ static void conn_tick(struct conn *c, uint64_t now, int64_t wall)
         }
         return;
     }
-    if (!c->sub || c->sse_closing || c->close_code || c->err_pending || c->sse_err[0])
+    if (!c->sub || c->sse_closing || c->close_code || c->err_pending || c->has_sse_err)
         return;
     if (c->exp_deadline_s && wall >= c->exp_deadline_s) {
         s->m_expired++;
@@ -484,10 +574,12 @@ static void conn_tick(struct conn *c, uint64_t now, int64_t wall)
             ws_fail(c, RTLOG_E_UNAUTH, "token expired");
         } else {
             rtlog_buf b = {0};
-            if (rtlog_error_json(&b, RTLOG_E_UNAUTH, "token expired", 0, 0) == RTLOG_OK &&
-                b.len < sizeof c->sse_err) {
-                memcpy(c->sse_err, b.p, b.len);
-                c->sse_err[b.len] = '\0';
+            struct conn_rare *rare = conn_rare(c);
+            if (rare && rtlog_error_json(&b, RTLOG_E_UNAUTH, "token expired", 0, 0) == RTLOG_OK &&
+                b.len < sizeof rare->sse_err) {
+                memcpy(rare->sse_err, b.p, b.len);
+                rare->sse_err[b.len] = '\0';
+                c->has_sse_err = 1;
             } else {
                 c->sse_closing = 1;
             }
@@ -566,8 +658,11 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
                      "# TYPE rtlog_connections gauge\n"
                      "rtlog_connections{transport=\"sse\"} %" PRIu64 "\n"
                      "rtlog_connections{transport=\"ws\"} %" PRIu64 "\n"
-                     "rtlog_connections{transport=\"http\"} %" PRIu64 "\n",
-                     s->n_sse, s->n_ws, s->n_http);
+                     "rtlog_connections{transport=\"http\"} %" PRIu64 "\n"
+                     "# HELP rtlog_ws_preauth WebSockets open and not yet authenticated.\n"
+                     "# TYPE rtlog_ws_preauth gauge\n"
+                     "rtlog_ws_preauth %" PRIu64 "\n",
+                     s->n_sse, s->n_ws, s->n_http, s->n_preauth);
     G("rtlog_subscribers", "Open stream subscriptions.", "rtlog_subscribers %" PRIu64,
       rs.subscribers);
     G("rtlog_replay_streams", "Streams with at least one subscriber.",
@@ -651,6 +746,34 @@ int srv_ops_request(struct conn *c, route_kind rk)
     return 0;
 }
 
+/* Answer an h2c upgrade request with 400 (JSON error, Connection: close) written now, as
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE requires. Returns -1 when it cannot (lws hangs up). */
+static int refuse_h2c(struct lws *wsi)
+{
+    rtlog_buf b = {0};
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+                                       *end = buf + sizeof buf - 1;
+    if (rtlog_error_json(&b, RTLOG_E_INVAL,
+                         "HTTP/2 (Upgrade: h2c) is not supported: send HTTP/1.1", 0, 0) ||
+        b.len > 512 ||
+        lws_add_http_common_headers(wsi, 400, "application/json", b.len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+                                     5, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end)) {
+        rtlog_buf_free(&b);
+        return -1;
+    }
+    memcpy(p, b.p, b.len);
+    p += b.len;
+    size_t n = (size_t)(p - start);
+    rtlog_buf_free(&b);
+    if (lws_write(wsi, start, n, LWS_WRITE_HTTP_FINAL) != (int)n)
+        return -1;
+    /* the rest of the request (a POST body) must not be parsed as a next request */
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    return 1;
+}
+
 /* ---- the lws callback ---------------------------------------------------------------- */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -675,6 +798,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             c->wsi = wsi;
             c->id = ++s->next_conn_id;
             c->initialised = 1;
+            c->counted_http = 1;
             s->n_http++;
         }
         break;
@@ -687,6 +811,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             c->srv = s;
             c->id = ++s->next_conn_id;
             c->initialised = 1;
+            c->counted_http = 1;
             s->n_http++;
         }
         c->wsi = wsi;
@@ -696,7 +821,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return c ? http_body(c, in, len) : -1;
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return c ? http_body_done(c) : -1;
+        return c ? http_body_completion(c) : -1;
+
+    case LWS_CALLBACK_TIMER:
+        return c && c->initialised && c->kind == CK_INGEST ? http_body_timeout(c) : 0;
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!c || !c->initialised)
@@ -708,14 +836,29 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
+        /* The last one comes alone for an upgrade whose socket died before ESTABLISHED
+         * (the peer reset it at once): without it the http gauge leaked one per such
+         * socket. srv_conn_release() gives back the http count exactly once. */
         if (c && c->initialised && c->kind != CK_WS) {
             srv_conn_release(c);
             c->initialised = 0;
             c->srv = s; /* keep for idempotent release */
-            if (s->n_http)
-                s->n_http--;
         }
+        if (reason == LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL)
+            return 0;
         break;
+
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* HTTP/1.1 only. lws 4.1.6 would switch an "Upgrade: h2c" request to HTTP/2, where
+         * SSE gets no live events, custom headers (Last-Event-ID) are unavailable and lws
+         * has no option to turn h2c off: refuse it with 400 and close, before lws answers
+         * 101. A POST carrying it is refused (never stored), not served without its body. */
+        if (in && !strcasecmp((const char *)in, "h2c")) {
+            LOG_INFO("refused an h2c upgrade (HTTP/1.1 only)");
+            return refuse_h2c(wsi);
+        }
+        return 0;
 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return ws_filter(s, wsi);
@@ -726,8 +869,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (c->initialised) {
             /* the HTTP phase of this socket is over; it is a WebSocket from now on */
             srv_conn_release(c);
-            if (s->n_http)
-                s->n_http--;
         }
         memset(c, 0, sizeof *c);
         c->srv = s;
@@ -776,6 +917,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
+    /* rx_buffer_size stays 4096 although lws allocates it for every WebSocket: with 1024
+     * or 2048, a peer flooding past max-ws-message / max-preauth-bytes no longer receives
+     * the 1009 close frame (lws 4.1.6 closes with more of the flood unread, the kernel
+     * answers RST; tests wsframes (d) and auth "pre-auth oversize" fail). */
     {"rtlog", callback, sizeof(struct conn), 4096, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -934,6 +1079,39 @@ static int open_all(struct srv *s)
     return 0;
 }
 
+/* lws 4.1.6 sizes its socket table from fd_limit_per_thread but, when that is below the
+ * process' RLIMIT_NOFILE, looks sockets up by scanning the table (measured: 14% CPU at
+ * 3,000 subscribers). So the soft limit is set to --fd-limit (bounded by the hard limit;
+ * lowered too when it is above) before the context exists, and lws gets the value that
+ * took effect: both agree and lws indexes by fd. Returns the effective limit. */
+static unsigned apply_fd_limit(struct srv *s)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)s->cfg.fd_limit;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        LOG_WARN("getrlimit(RLIMIT_NOFILE): %s; fd table %" PRIu64, strerror(errno),
+                 s->cfg.fd_limit);
+        return (unsigned)s->cfg.fd_limit;
+    }
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (rl.rlim_cur != want) {
+        struct rlimit nl = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &nl) != 0) {
+            LOG_WARN("setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)want,
+                     strerror(errno));
+            want = rl.rlim_cur;
+        }
+    }
+    char hard[32] = "unlimited";
+    if (rl.rlim_max != RLIM_INFINITY)
+        snprintf(hard, sizeof hard, "%llu", (unsigned long long)rl.rlim_max);
+    LOG_INFO("fd limit %llu (RLIMIT_NOFILE soft = lws fd table; --fd-limit %" PRIu64
+             ", hard %s)",
+             (unsigned long long)want, s->cfg.fd_limit, hard);
+    return (unsigned)want;
+}
+
 static int create_context(struct srv *s)
 {
     static const struct lws_protocol_vhost_options pvo_def = {NULL, NULL, "default", "1"};
@@ -955,7 +1133,7 @@ static int create_context(struct srv *s)
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.max_http_header_data = 16384;   /* big RS256 tokens; past it lws drops the socket */
     info.max_http_header_pool = 0;
-    info.fd_limit_per_thread = (unsigned)s->cfg.fd_limit; /* ulimit -n may be "infinity" */
+    info.fd_limit_per_thread = apply_fd_limit(s); /* = RLIMIT_NOFILE soft */
     info.timeout_secs = 20;              /* handshakes and header reads */
     info.keepalive_timeout = 30;
     /* Liveness of WebSockets uses lws' validity timer: lws confirms validity on every
@@ -1104,6 +1282,12 @@ out:
         free(n);
         n = nx;
     }
+    for (size_t i = 0; i < SUBJ_BUCKETS; i++)
+        while (s->preauth_ips[i]) {
+            struct subj *nx = s->preauth_ips[i]->next;
+            free(s->preauth_ips[i]);
+            s->preauth_ips[i] = nx;
+        }
     for (size_t i = 0; i < SUBJ_BUCKETS; i++)
         while (s->subjects[i]) {
             struct subj *nx = s->subjects[i]->next;

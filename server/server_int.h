@@ -133,8 +133,13 @@ struct srv {
 
     struct conn *streams;      /* every SSE and WS connection (doubly linked) */
     uint64_t next_conn_id;
-    uint64_t n_sse, n_ws, n_http;
+    uint64_t n_sse, n_ws, n_http;  /* open sockets by transport (the metrics gauge) */
+    uint64_t n_ws_authed;      /* authenticated WS streams: these and SSE count toward
+                                * max-connections; pre-auth ones do not (handed.md C10 f) */
+    uint64_t n_preauth;        /* WebSockets not (yet) authenticated */
+    struct subj *preauth_ips[SUBJ_BUCKETS]; /* pre-auth WebSockets per client IP */
     uint64_t jobs_inflight;    /* appends queued and not yet drained */
+    uint64_t inflight_body;    /* announced bytes of ingest bodies being received now */
     uint64_t responses_pending;
     struct subj *subjects[SUBJ_BUCKETS];
 
@@ -157,6 +162,19 @@ enum resp_stage { RS_NONE = 0, RS_HEADERS, RS_BODY };
 #define CTL_MAX 4        /* queued control messages per WS (pong replies, errors) */
 #define CTL_BYTES 320
 
+/* Buffers of struct conn used only on rare paths (a ?types= filter, an error to send, a
+ * deferred ingest error, queued control replies, a close reason): allocated on first use
+ * by conn_rare() and freed with the connection, so an idle WebSocket does not carry
+ * ~3 KiB it never touches (tools/bench/RESULTS.md "Idle"). */
+struct conn_rare {
+    char types[512];            /* ?types= of a stream connection ("" = all) */
+    char sse_err[512];          /* an SSE error event to send, then end */
+    char err_json[512];         /* WS error message to send before closing */
+    char deferred_msg[256];     /* ingest: the deferred error's message */
+    char close_reason[64];
+    char ctl[CTL_MAX][CTL_BYTES];
+};
+
 struct conn {
     struct srv *srv;
     struct lws *wsi;
@@ -168,25 +186,32 @@ struct conn {
     struct conn *prev, *next;
     int listed;
     int counted_total;
+    int counted_http;      /* counted in srv.n_http (released by srv_conn_release) */
     struct subj *subject;  /* counted under this subject */
+    struct subj *preauth_ip; /* counted as pre-auth under this client IP (with n_preauth) */
+    int counted_authed;    /* counted in n_ws_authed */
 
     /* a JSON HTTP response being written */
     enum resp_stage resp;
     int resp_status;
     int resp_close;        /* close the connection after the response */
+    int resp_retry_after;  /* > 0: send Retry-After: this many seconds */
     const char *resp_ctype; /* static string */
     rtlog_buf resp_body;
 
     /* ingest */
     int ingest_active;
     rtlog_err deferred;    /* answer this once the body is read (RTLOG_OK = none) */
-    char deferred_msg[256];
     int discard_body;
     int linger;            /* 1: early answer queued, close after it once the body is
                             * drained; 2: answer written, draining */
     uint64_t discarded;    /* body bytes dropped while lingering */
-    int body_done;         /* lws reported the end of the body */
+    int body_done;         /* the end of the body was handled */
+    int lws_completed;     /* lws reported BODY_COMPLETION for this request */
+    struct job *job_ready; /* validated, to be queued at the next WRITEABLE (http.c) */
     uint64_t content_length;
+    uint64_t body_reserved; /* bytes of s->inflight_body held by this body */
+    int body_timer;         /* the body-timeout lws timer is set */
     rtlog_buf body;
     struct job *job;
     char stream[RTLOG_STREAM_MAX];
@@ -207,13 +232,12 @@ struct conn {
     int has_cursor;
     uint64_t cursor;
     char node_id[RTLOG_ID_MAX + 1];
-    char types[512];
     int follow;
 
     /* SSE */
     int sse_started;            /* retry: line sent */
     int sse_closing;            /* end the response at the next WRITEABLE */
-    char sse_err[512];          /* an error event to send, then end */
+    int has_sse_err;            /* rare->sse_err holds an error event to send, then end */
 
     /* WS */
     int authed;
@@ -224,21 +248,28 @@ struct conn {
     rtlog_buf rx;
     int rx_discard;             /* closing: ignore input */
     int peer_closed;            /* the client sent a close frame */
-    char err_json[512];         /* error message to send before closing */
     int err_pending;
     int close_code;             /* close with this at the next WRITEABLE (after err) */
-    char close_reason[64];
-    char ctl[CTL_MAX][CTL_BYTES];
-    size_t nctl;
+    size_t nctl;                /* control replies queued in rare->ctl */
+    struct conn_rare *rare;     /* owned; NULL until a rare path needs it */
 };
+
+/* c->rare, allocated (zeroed) on first use; NULL when out of memory. */
+struct conn_rare *conn_rare(struct conn *c);
 
 /* server.c */
 uint64_t srv_now_ms(void);
+/* Token exp + leeway in Unix seconds, saturating at INT64_MAX (exp is attacker-chosen). */
+int64_t srv_exp_deadline_s(int64_t exp, uint64_t leeway_ms);
 void srv_want_write(struct conn *c);
 void srv_list_add(struct conn *c);
 void srv_conn_release(struct conn *c);
 rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap);
 int srv_subject_acquire(struct conn *c);
+/* Count an unauthenticated WS (total and per client IP). Returns 0, or -1 at a limit. */
+int srv_preauth_acquire(struct conn *c);
+/* Stop counting @c as pre-auth (authenticated, or closing). Idempotent. */
+void srv_preauth_release(struct conn *c);
 rtlog_err srv_auth_token(struct conn *c, const char *tok, size_t len, rtlog_principal **out);
 int srv_origin_ok(struct conn *c);
 int srv_get_arg(struct lws *wsi, const char *name, char *buf, size_t cap, size_t *len);
@@ -257,8 +288,17 @@ int http_writeable(struct conn *c);
 int http_request(struct conn *c, const char *path, size_t path_len);
 int http_body(struct conn *c, const void *in, size_t len);
 int http_body_done(struct conn *c);
+/* LWS_CALLBACK_HTTP_BODY_COMPLETION: closes (-1) on a repeat for one request (lws 4.1.6
+ * spinning on bytes pipelined behind a body), else http_body_done(). */
+int http_body_completion(struct conn *c);
 void http_job_done(struct srv *s, struct job *j);
 void http_reset(struct conn *c);
+/* Give back the body's share of max-inflight-body-bytes and cancel its timer. Idempotent. */
+void http_body_release(struct conn *c);
+/* LWS_CALLBACK_TIMER: the body-timeout expired: 408 and close. */
+int http_body_timeout(struct conn *c);
+/* Free a validated append not yet queued (connection closing). */
+void http_job_drop_ready(struct conn *c);
 
 /* sse.c */
 int sse_start(struct conn *c, const route *r);

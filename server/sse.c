@@ -80,7 +80,7 @@ int sse_start(struct conn *c, const route *r)
         return refuse(c, RTLOG_E_FORBIDDEN, "no access to this stream");
     if ((rc = srv_stream_params(c, 1, why, sizeof why)) != RTLOG_OK)
         return refuse(c, rc, why);
-    if (s->n_sse + s->n_ws >= s->cfg.max_connections) {
+    if (s->n_sse + s->n_ws_authed >= s->cfg.max_connections) {
         s->m_rate_limited++;
         return refuse(c, RTLOG_E_LIMIT, "too many connections");
     }
@@ -132,9 +132,9 @@ int sse_writeable(struct conn *c)
         rtlog_buf_printf(w, "retry: %" PRIu64 "\n\n", s->cfg.sse_retry_ms);
         c->sse_started = 1;
     }
-    if (c->sse_err[0]) {
-        rtlog_buf_printf(w, "event: error\ndata: %s\n\n", c->sse_err);
-        c->sse_err[0] = '\0';
+    if (c->has_sse_err) {
+        rtlog_buf_printf(w, "event: error\ndata: %s\n\n", c->rare->sse_err);
+        c->has_sse_err = 0;
         end_after = 1;
     } else if (c->sse_closing) {
         end_after = 1;

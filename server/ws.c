@@ -31,7 +31,9 @@ void ws_close_with(struct conn *c, int code, const char *reason)
     if (c->close_code)
         return;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    struct conn_rare *rare = conn_rare(c);
+    if (rare)
+        snprintf(rare->close_reason, sizeof rare->close_reason, "%s", reason);
     c->rx_discard = 1;
     srv_want_write(c);
 }
@@ -41,9 +43,11 @@ static void fail_with(struct conn *c, rtlog_err code, const char *message, int c
     if (c->close_code || c->err_pending)
         return;
     rtlog_buf b = {0};
-    if (rtlog_error_json(&b, code, message, 0, 0) == RTLOG_OK && b.len < sizeof c->err_json) {
-        memcpy(c->err_json, b.p, b.len);
-        c->err_json[b.len] = '\0';
+    struct conn_rare *rare = conn_rare(c);
+    if (rare && rtlog_error_json(&b, code, message, 0, 0) == RTLOG_OK &&
+        b.len < sizeof rare->err_json) {
+        memcpy(rare->err_json, b.p, b.len);
+        rare->err_json[b.len] = '\0';
         c->err_pending = 1;
     }
     rtlog_buf_free(&b);
@@ -61,10 +65,10 @@ void ws_fail(struct conn *c, rtlog_err code, const char *message)
 
 static void ctl_push(struct conn *c, const char *json, size_t len)
 {
-    if (c->nctl >= CTL_MAX || len >= CTL_BYTES)
+    if (c->nctl >= CTL_MAX || len >= CTL_BYTES || !conn_rare(c))
         return; /* a client that floods us and does not read loses replies, not memory */
-    memcpy(c->ctl[c->nctl], json, len);
-    c->ctl[c->nctl][len] = '\0';
+    memcpy(c->rare->ctl[c->nctl], json, len);
+    c->rare->ctl[c->nctl][len] = '\0';
     c->nctl++;
     srv_want_write(c);
 }
@@ -103,13 +107,22 @@ static void authenticate(struct conn *c, const char *tok, size_t len)
         }
         rtlog_principal_free(c->pr);
         c->pr = pr;
-        c->exp_deadline_s = pr->exp + (int64_t)(c->srv->cfg.jwt_leeway_ms / 1000);
+        c->exp_deadline_s = srv_exp_deadline_s(pr->exp, c->srv->cfg.jwt_leeway_ms);
         LOG_DEBUG("conn=%" PRIu64 " re-authenticated sub=%s", c->id, pr->sub);
         return;
     }
     c->pr = pr;
     c->authed = 1;
     c->auth_deadline_ms = 0;
+    srv_preauth_release(c);
+    struct srv *s = c->srv;
+    if (s->n_sse + s->n_ws_authed >= s->cfg.max_connections) {
+        s->m_rate_limited++;
+        ws_fail(c, RTLOG_E_LIMIT, "too many connections");
+        return;
+    }
+    c->counted_authed = 1;
+    s->n_ws_authed++;
     rtlog_err rc = srv_stream_begin(c, why, sizeof why);
     if (rc != RTLOG_OK) {
         ws_fail(c, rc, why);
@@ -134,11 +147,6 @@ int ws_established(struct conn *c)
     rtlog_route_parse(uri, n > 0 ? (size_t)n : 0, &r);
     if (s->draining) {
         ws_close_with(c, 1001, "server shutting down");
-        return 0;
-    }
-    if (s->n_sse + s->n_ws > s->cfg.max_connections) {
-        s->m_rate_limited++;
-        ws_fail(c, RTLOG_E_LIMIT, "too many connections");
         return 0;
     }
     if (!srv_origin_ok(c)) {
@@ -167,6 +175,14 @@ int ws_established(struct conn *c)
     if (a > 0) {
         authenticate(c, tok, tl);
         memset(tok, 0, tl);
+        return 0;
+    }
+    /* Unauthenticated sockets have their own caps (total and per client IP) and do not
+     * count toward max-connections, so idle ones cannot lock out clients that hold a
+     * token (handed.md C10 f). */
+    if (srv_preauth_acquire(c)) {
+        s->m_rate_limited++;
+        ws_fail(c, RTLOG_E_LIMIT, "too many unauthenticated connections");
         return 0;
     }
     c->auth_deadline_ms = srv_now_ms() + s->cfg.auth_timeout_ms;
@@ -314,22 +330,23 @@ int ws_writeable(struct conn *c)
 
     if (c->err_pending) {
         c->err_pending = 0;
-        if (write_text(c, c->err_json, strlen(c->err_json)))
+        if (write_text(c, c->rare->err_json, strlen(c->rare->err_json)))
             return -1;
         srv_want_write(c); /* the close follows at the next WRITEABLE */
         return 0;
     }
     if (c->close_code) {
         lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+                         (unsigned char *)(c->rare ? c->rare->close_reason : ""),
+                         c->rare ? strlen(c->rare->close_reason) : 0);
         return -1;
     }
     /* Control replies go out before authentication too (only the one pre-auth hint can be
      * queued then); heartbeats and events only once the stream has started. */
     if (c->nctl) {
         char msg[CTL_BYTES];
-        snprintf(msg, sizeof msg, "%s", c->ctl[0]);
-        memmove(c->ctl[0], c->ctl[1], (c->nctl - 1) * sizeof c->ctl[0]);
+        snprintf(msg, sizeof msg, "%s", c->rare->ctl[0]);
+        memmove(c->rare->ctl[0], c->rare->ctl[1], (c->nctl - 1) * sizeof c->rare->ctl[0]);
         c->nctl--;
         if (write_text(c, msg, strlen(msg)))
             return -1;
