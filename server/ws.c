@@ -197,37 +197,29 @@ static void handle_message(struct conn *c, const char *p, size_t len)
     if (m && json_is_object(m))
         type = json_string_value(json_object_get(m, "type"));
 
-    if (!c->authed) {
-        /* Before authentication only "auth" means anything; nothing else extends the
-         * deadline (handed.md C10). The first message that is not one (not JSON, or another
-         * type: a client that never sends ?token= nor an auth message would otherwise only
-         * learn why at the deadline) gets one bad_request saying what is expected; the rest
-         * are ignored, so a chatty client gets one reply, and the deadline stands. */
-        if (type && !strcmp(type, "auth")) {
-            json_t *t = json_object_get(m, "token");
-            if (!json_is_string(t))
-                ws_fail(c, RTLOG_E_UNAUTH, "auth message needs a \"token\" string");
-            else
-                authenticate(c, json_string_value(t), json_string_length(t));
-        } else if (!c->preauth_hinted) {
-            c->preauth_hinted = 1;
-            ctl_error(c, RTLOG_E_INVAL, "expected {\"type\":\"auth\",\"token\":...}");
-        }
-        json_decref(m);
-        return;
-    }
-    if (!type) {
-        /* never echo jansson's text: it quotes the input, which may hold a token */
-        ctl_error(c, RTLOG_E_INVAL, "message must be a JSON object with a string \"type\"");
-    } else if (!strcmp(type, "pong")) {
-        c->hb_unanswered_ms = 0;
-        lws_validity_confirmed(c->wsi); /* the same as an RFC 6455 pong (server.c) */
-    } else if (!strcmp(type, "auth")) {
+    if (type && !strcmp(type, "auth")) {
+        /* First-message auth, or re-auth on an open stream to extend its expiry. */
         json_t *t = json_object_get(m, "token");
         if (!json_is_string(t))
             ws_fail(c, RTLOG_E_UNAUTH, "auth message needs a \"token\" string");
         else
             authenticate(c, json_string_value(t), json_string_length(t));
+    } else if (!c->authed) {
+        /* Before authentication only "auth" means anything; nothing else extends the
+         * deadline (handed.md C10). The first message that is not one (not JSON, or another
+         * type: a client that never sends ?token= nor an auth message would otherwise only
+         * learn why at the deadline) gets one bad_request saying what is expected; the rest
+         * are ignored, so a chatty client gets one reply, and the deadline stands. */
+        if (!c->preauth_hinted) {
+            c->preauth_hinted = 1;
+            ctl_error(c, RTLOG_E_INVAL, "expected {\"type\":\"auth\",\"token\":...}");
+        }
+    } else if (!type) {
+        /* never echo jansson's text: it quotes the input, which may hold a token */
+        ctl_error(c, RTLOG_E_INVAL, "message must be a JSON object with a string \"type\"");
+    } else if (!strcmp(type, "pong")) {
+        c->hb_unanswered_ms = 0;
+        lws_validity_confirmed(c->wsi); /* the same as an RFC 6455 pong (server.c) */
     } else if (!strcmp(type, "ping")) {
         ctl_push(c, "{\"type\":\"pong\"}", 15);
     } else {
