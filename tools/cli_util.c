@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,17 @@ int rtlog_cli_usage(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "Try 'rtlog %s --help'.\n", cmd);
     return 2;
+}
+
+int rtlog_cli_opt_other(const char *cmd, int c, char **argv, void (*usage)(void))
+{
+    if (c == 'h') {
+        usage();
+        return 0;
+    }
+    if (c == ':')
+        return rtlog_cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
+    return rtlog_cli_usage(cmd, "unknown option %s", argv[optind - 1]);
 }
 
 const char *rtlog_cli_data_dir(const char *flag)

@@ -43,6 +43,15 @@ int rtlog_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format
 /* ---- arguments ----------------------------------------------------------------------- */
 
 /**
+ * rtlog_cli_opt_other() - the getopt_long cases every subcommand shares, for its switch's
+ * default branch: 'h' (--help: calls @usage, returns 0), ':' (an option without its value)
+ * and anything else (an unknown option): both print a usage error and return 2.
+ * @c: what getopt_long returned; @argv: the subcommand's argv (for the option's name).
+ * Returns the subcommand's exit code.
+ */
+int rtlog_cli_opt_other(const char *cmd, int c, char **argv, void (*usage)(void));
+
+/**
  * rtlog_cli_data_dir() - the data directory a subcommand uses: @flag (the --data value)
  * when not NULL, else $RTLOG_DATA when set and non-empty, else "./rtlog-data".
  * Returns a borrowed string (@flag, the environment, or a literal).

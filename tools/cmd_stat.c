@@ -76,13 +76,8 @@ int rtlog_cmd_stat(int argc, char **argv)
         case 'j':
             json = 1;
             break;
-        case 'h':
-            usage_text();
-            return 0;
-        case ':':
-            return rtlog_cli_usage(CMD, "option %s needs a value", argv[optind - 1]);
-        default:
-            return rtlog_cli_usage(CMD, "unknown option %s", argv[optind - 1]);
+        default: /* --help, a missing value, an unknown option */
+            return rtlog_cli_opt_other(CMD, c, argv, usage_text);
         }
     }
     if (argc - optind != 1)

@@ -605,13 +605,8 @@ int rtlog_cmd_verify(int argc, char **argv)
                 return rtlog_cli_usage(CMD, "--head wants 64 hex digits, not \"%s\"", optarg);
             a.has_head = 1;
             break;
-        case 'h':
-            usage_text();
-            return 0;
-        case ':':
-            return rtlog_cli_usage(CMD, "option %s needs a value", argv[optind - 1]);
-        default:
-            return rtlog_cli_usage(CMD, "unknown option %s", argv[optind - 1]);
+        default: /* --help, a missing value, an unknown option */
+            return rtlog_cli_opt_other(CMD, c, argv, usage_text);
         }
     }
     int nargs = argc - optind;
