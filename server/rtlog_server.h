@@ -67,7 +67,9 @@
  * - HTTP/1.1 only: LWS_CALLBACK_HTTP_CONFIRM_UPGRADE answers "Upgrade: h2c" with 400 +
  *   Connection: close before lws would switch to HTTP/2 (SSE on h2 lost live events and
  *   Last-Event-ID; lws 4.1.6 has no option to disable h2c). A POST carrying it is refused.
- * - Pipelining: requests behind a GET are answered in order. Behind a request body lws
+ * - Pipelining: GETs behind GETs are answered in order; anything with a body that shares a
+ *   read with an earlier request is not (lws 4.1.6 mis-parses it: no answer, not stored,
+ *   README "Known limits"). Behind a request body lws
  *   4.1.6 re-offers the following bytes for ever (a repeated BODY_COMPLETION; one socket
  *   spun the service thread and blocked SIGTERM): the repeat closes the connection with
  *   no answer. An append is queued at the next WRITEABLE, after that repeat would have
