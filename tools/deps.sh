@@ -1,16 +1,22 @@
 #!/bin/sh
 # Install every Debian 12 package rtlog needs to build, test and benchmark.
 # Run as root (or through sudo). Safe to run again.
+#   tools/deps.sh          install them
+#   tools/deps.sh --list   print the package names (one line), install nothing
 set -eu
+PACKAGES="build-essential cmake pkg-config ca-certificates \
+libwebsockets-dev liblmdb-dev lmdb-utils libmsgpack-dev libjansson-dev \
+libjwt-dev libzstd-dev zstd libssl-dev libcmocka-dev \
+curl python3 procps util-linux"
+if [ "${1:-}" = "--list" ]; then
+    echo $PACKAGES
+    exit 0
+fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends \
-    build-essential cmake pkg-config ca-certificates \
-    libwebsockets-dev liblmdb-dev lmdb-utils libmsgpack-dev libjansson-dev \
-    libjwt-dev libzstd-dev zstd libssl-dev libcmocka-dev \
-    curl python3 procps util-linux
+$SUDO apt-get install -y --no-install-recommends $PACKAGES
 # Integration tests drive the server with Node.js clients (ws, eventsource, jose).
 if ! command -v node >/dev/null 2>&1; then
     $SUDO apt-get install -y --no-install-recommends nodejs npm
