@@ -382,6 +382,21 @@ static int str_is(const uint8_t *s, size_t n, const char *lit)
     return n == l && memcmp(s, lit, l) == 0;
 }
 
+/* Write the @i-th key of a map: a comma before all but the first, the quoted key, ':'. */
+static rtlog_err put_key(rtlog_buf *w, size_t i, const uint8_t *k, size_t kn)
+{
+    rtlog_err rc;
+    if (i) {
+        if (room(w, 1))
+            return RTLOG_E_NOMEM;
+        put(w, ",", 1);
+    }
+    if ((rc = put_str(w, k, kn)) || (rc = room(w, 1)))
+        return rc;
+    put(w, ":", 1);
+    return RTLOG_OK;
+}
+
 /* Render the `task` object of a task_assigned record with `credentials` replaced. The
  * credentials value is still stepped over with full validation, so a redacted render
  * fails on exactly the records an unredacted one fails on. */
@@ -399,25 +414,16 @@ static rtlog_err task_redacted(rd *r, rtlog_buf *w, int depth)
         rtlog_err rc;
         if (rd_str(r, &k, &kn))
             return RTLOG_E_CORRUPT;
-        if (i) {
-            if (room(w, 1))
-                return RTLOG_E_NOMEM;
-            put(w, ",", 1);
-        }
-        if ((rc = put_str(w, k, kn)))
+        if ((rc = put_key(w, i, k, kn)))
             return rc;
         if (str_is(k, kn, "credentials")) {
             if ((rc = value(r, NULL, depth + 1)))
                 return rc;
-            if (room(w, 14))
+            if (room(w, 12))
                 return RTLOG_E_NOMEM;
-            put(w, ":\"[REDACTED]\"", 13);
-        } else {
-            if (room(w, 1))
-                return RTLOG_E_NOMEM;
-            put(w, ":", 1);
-            if ((rc = value(r, w, depth + 1)))
-                return rc;
+            put(w, "\"[REDACTED]\"", 12);
+        } else if ((rc = value(r, w, depth + 1))) {
+            return rc;
         }
     }
     if (room(w, 1))
@@ -462,14 +468,8 @@ static rtlog_err render_top(rd *r, uint64_t seq, int redact_task, rtlog_buf *w)
         rtlog_err rc;
         if (rd_str(r, &k, &kn))
             return RTLOG_E_CORRUPT;
-        if (i) {
-            if (room(w, 1))
-                return RTLOG_E_NOMEM;
-            put(w, ",", 1);
-        }
-        if ((rc = put_str(w, k, kn)) || (rc = room(w, 1)))
+        if ((rc = put_key(w, i, k, kn)))
             return rc;
-        put(w, ":", 1);
         if (redact_task && str_is(k, kn, "task") && rd_left(r) && r->p[0] >= 0x80 &&
             (r->p[0] <= 0x8f || r->p[0] == 0xde || r->p[0] == 0xdf))
             rc = task_redacted(r, w, 2);
