@@ -68,6 +68,14 @@ int rtlog_cli_opt_other(const char *cmd, int c, char **argv, void (*usage)(void)
     return rtlog_cli_usage(cmd, "unknown option %s", argv[optind - 1]);
 }
 
+int rtlog_cli_one_stream(const char *cmd, int argc, char **argv, const char **stream)
+{
+    if (argc - optind != 1)
+        return rtlog_cli_usage(cmd, "expected one STREAM");
+    *stream = argv[optind];
+    return rtlog_cli_stream_arg(cmd, *stream, NULL) != 0 ? 1 : -1;
+}
+
 const char *rtlog_cli_data_dir(const char *flag)
 {
     if (flag)

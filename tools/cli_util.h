@@ -71,6 +71,13 @@ int rtlog_cli_parse_u64(const char *s, uint64_t *out);
  */
 int rtlog_cli_stream_arg(const char *cmd, const char *name, rtlog_kind *kind);
 
+/**
+ * rtlog_cli_one_stream() - the operands after getopt must be exactly one valid STREAM.
+ * @stream: out, borrowed from @argv. Returns -1 when it is, else the exit code after
+ * printing why (2: not exactly one operand, 1: a bad stream name).
+ */
+int rtlog_cli_one_stream(const char *cmd, int argc, char **argv, const char **stream);
+
 /* ---- store --------------------------------------------------------------------------- */
 
 /**

@@ -80,11 +80,10 @@ int rtlog_cmd_stat(int argc, char **argv)
             return rtlog_cli_opt_other(CMD, c, argv, usage_text);
         }
     }
-    if (argc - optind != 1)
-        return rtlog_cli_usage(CMD, "expected one STREAM");
-    const char *stream = argv[optind];
-    if (rtlog_cli_stream_arg(CMD, stream, NULL) != 0)
-        return 1;
+    const char *stream;
+    int bad = rtlog_cli_one_stream(CMD, argc, argv, &stream);
+    if (bad >= 0)
+        return bad;
     data = rtlog_cli_data_dir(data);
 
     rtlog_store *st = NULL;
