@@ -85,6 +85,9 @@ struct rtlog_replay_sub {
     char *node_id;   /* NULL = any */
     char **types;    /* NULL = any; ntypes entries pointing into one block */
     size_t ntypes;
+    rtlog_err (*personal)(void *, void *, uint64_t, const void *, size_t, rtlog_buf *, int *);
+    void *personal_ctx;
+    char *personal_type; /* NULL = no personal frames */
 };
 
 struct rtlog_replay {
@@ -266,6 +269,13 @@ static int filter_pass(const rtlog_replay_sub *s, const struct evhead *h)
         return 0;
     }
     return 1;
+}
+
+/* Does @s render events of this type itself (rtlog_replay_req.personal)? */
+static int personal_match(const rtlog_replay_sub *s, const struct evhead *h)
+{
+    return s->personal_type && strlen(s->personal_type) == h->type_len &&
+           memcmp(s->personal_type, h->type, h->type_len) == 0;
 }
 
 /* Append the SSE lines before an event's JSON, "id: N\nevent: T\ndata: ", with a
@@ -487,6 +497,41 @@ static int fill_read_cb(void *ctx, const rtlog_event_view *ev)
         fl->err = rc;
         return 1;
     }
+    if (personal_match(s, &h) && filter_pass(s, &h)) {
+        /* Rendered for this subscriber alone, never shared through the ring. */
+        size_t at = fl->out->len;
+        int used = 0;
+        if (s->fmt == RTLOG_REPLAY_SSE && sse_prefix(fl->out, ev->seq, h.type, h.type_len)) {
+            fl->err = rtlog_errinfo_set(fl->ei, RTLOG_E_NOMEM, -1, NULL, "out of memory");
+            return 1;
+        }
+        size_t js = fl->out->len;
+        rc = s->personal(s->personal_ctx, s->user, ev->seq, ev->mp, ev->mp_len, fl->out, &used);
+        if (rc != RTLOG_OK) {
+            fl->out->len = at;
+            fl->err = rtlog_errinfo_set(fl->ei, rc, -1, NULL, "seq %" PRIu64 ": cannot render",
+                                        ev->seq);
+            return 1;
+        }
+        if (used) {
+            size_t json_len = fl->out->len - js;
+            if (s->fmt == RTLOG_REPLAY_SSE && rtlog_buf_append(fl->out, "\n\n", 2)) {
+                fl->out->len = at;
+                fl->err = rtlog_errinfo_set(fl->ei, RTLOG_E_NOMEM, -1, NULL, "out of memory");
+                return 1;
+            }
+            if (!fill_fits_at(fl, at, frame_out_size(s, json_len, h.type_len))) {
+                fl->out->len = at;
+                fl->full = 1;
+                return 1;
+            }
+            fl->frames++;
+            e->stats.frames_delivered++;
+            fill_advance(s, ev->seq, h.seals);
+            return 0;
+        }
+        fl->out->len = at; /* not personal after all: the shared frame below */
+    }
     if (ring_wants(e, s->st, ev->seq)) {
         struct frame *f = NULL;
         if ((rc = frame_make(e, ev, &h, &f, fl->ei)) != RTLOG_OK) {
@@ -577,6 +622,7 @@ static void stream_free(rtlog_replay *e, struct stream *st)
 
 static void sub_free(rtlog_replay_sub *s)
 {
+    free(s->personal_type);
     free(s->node_id);
     free(s->types);
     free(s);
@@ -668,6 +714,14 @@ rtlog_err rtlog_replay_open(rtlog_replay *e, const rtlog_replay_req *req, rtlog_
         sub_free(s);
         return rc;
     }
+    if (req->personal && req->personal_type) {
+        if (!(s->personal_type = str_dup(req->personal_type))) {
+            sub_free(s);
+            return RTLOG_E_NOMEM;
+        }
+        s->personal = req->personal;
+        s->personal_ctx = req->personal_ctx;
+    }
 
     uint64_t h = name_hash(req->stream);
     struct stream *st = stream_find(e, req->stream, h);
@@ -757,7 +811,7 @@ rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_byte
            reads < MAX_READS_PER_FILL) {
         uint64_t next = s->cursor + 1;
         struct frame *f = ring_get(st, next);
-        if (f) {
+        if (f && !(s->personal_type && personal_match(s, &f->h) && filter_pass(s, &f->h))) {
             e->stats.ring_hits++;
             int r = fill_take(&fl, f);
             if (r < 0) {

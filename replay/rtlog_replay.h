@@ -89,6 +89,17 @@ typedef struct rtlog_replay_req {
                              * with what was stored when the subscriber opened */
     rtlog_replay_fmt fmt;
     void *user;             /* handed back to the wake callback; borrowed */
+    /* Personal frames (an agent's own task assignments, with its credentials opened): for
+     * events whose type equals @personal_type, @personal is asked first; it may append the
+     * event's JSON for this subscriber (with "seq":N last, one line) to @out and set
+     * *used = 1, or leave @out alone and *used = 0 to send the shared (redacted) frame.
+     * Personal frames are never kept in the ring. @mp/@mp_len: the stored record, borrowed
+     * for the call; @user: the subscriber's @user. Runs inside a store read callback: no
+     * blocking, no store calls. A non-OK return ends the fill with that error. */
+    rtlog_err (*personal)(void *ctx, void *user, uint64_t seq, const void *mp, size_t mp_len,
+                          rtlog_buf *out, int *used);
+    void *personal_ctx;
+    const char *personal_type; /* copied; NULL = no personal frames */
 } rtlog_replay_req;
 
 /**

@@ -625,48 +625,83 @@ static rtlog_err parse_doc(struct pstate *st, const char *body, size_t len, rtlo
     return rc;
 }
 
+/* Set up @st for one batch. Returns RTLOG_OK or RTLOG_E_INVAL (with @ei). */
+static rtlog_err pstate_init(struct pstate *st, const rtlog_parse_opts *o, char nowbuf[32],
+                             rtlog_errinfo *ei)
+{
+    if (!family_ok(o->family))
+        return rtlog_errinfo_set(ei, RTLOG_E_INVAL, -1, NULL, "unknown event family %d",
+                                 (int)o->family);
+    memset(st, 0, sizeof *st);
+    st->o = o;
+    st->max_event_bytes = o->max_event_bytes ? o->max_event_bytes : (size_t)1 << 20;
+    st->max_events = o->max_events ? o->max_events : 100000;
+    st->now = o->now ? o->now : rtlog_schema_now(nowbuf);
+    st->now_len = strlen(st->now);
+    msgpack_sbuffer_init(&st->sb);
+    msgpack_packer_init(&st->pk, &st->sb, msgpack_sbuffer_write);
+    return RTLOG_OK;
+}
+
+/* Hand the records of @st to @out (rc == RTLOG_OK) or free them. Returns @rc. */
+static rtlog_err pstate_finish(struct pstate *st, rtlog_err rc, rtlog_batch *out,
+                               rtlog_errinfo *ei)
+{
+    msgpack_sbuffer_destroy(&st->sb);
+    if (rc) {
+        free(st->recs);
+        free(st->offs);
+        rtlog_buf_free(&st->arena);
+        return rc;
+    }
+    /* the arena no longer moves: turn offsets into pointers */
+    for (size_t i = 0; i < st->n; i++) {
+        st->recs[i].mp = (const uint8_t *)st->arena.p + st->offs[2 * i];
+        st->recs[i].json = st->arena.p + st->offs[2 * i + 1];
+    }
+    free(st->offs);
+    out->recs = st->recs;
+    out->n = st->n;
+    out->priv = st->arena.p;
+    if (ei)
+        rtlog_errinfo_set(ei, RTLOG_OK, -1, NULL, "ok");
+    return RTLOG_OK;
+}
+
 rtlog_err rtlog_schema_parse(const rtlog_parse_opts *o, const char *body, size_t len,
                              rtlog_batch *out, rtlog_errinfo *ei)
 {
     if (!o || !out || (!body && len))
         return rtlog_errinfo_set(ei, RTLOG_E_INVAL, -1, NULL, "no body");
-    if (!family_ok(o->family))
-        return rtlog_errinfo_set(ei, RTLOG_E_INVAL, -1, NULL, "unknown event family %d",
-                                 (int)o->family);
     if (!body)
         body = "";
-
     struct pstate st;
-    memset(&st, 0, sizeof st);
     char nowbuf[32];
-    st.o = o;
-    st.max_event_bytes = o->max_event_bytes ? o->max_event_bytes : (size_t)1 << 20;
-    st.max_events = o->max_events ? o->max_events : 100000;
-    st.now = o->now ? o->now : rtlog_schema_now(nowbuf);
-    st.now_len = strlen(st.now);
-    msgpack_sbuffer_init(&st.sb);
-    msgpack_packer_init(&st.pk, &st.sb, msgpack_sbuffer_write);
-
-    rtlog_err rc = o->ndjson ? parse_ndjson(&st, body, len, ei) : parse_doc(&st, body, len, ei);
-    msgpack_sbuffer_destroy(&st.sb);
-    if (rc) {
-        free(st.recs);
-        free(st.offs);
-        rtlog_buf_free(&st.arena);
+    rtlog_err rc = pstate_init(&st, o, nowbuf, ei);
+    if (rc)
         return rc;
+    rc = o->ndjson ? parse_ndjson(&st, body, len, ei) : parse_doc(&st, body, len, ei);
+    return pstate_finish(&st, rc, out, ei);
+}
+
+rtlog_err rtlog_schema_parse_values(const rtlog_parse_opts *o, json_t *const *evs, size_t n,
+                                    rtlog_batch *out, rtlog_errinfo *ei)
+{
+    if (!o || !out || (!evs && n))
+        return rtlog_errinfo_set(ei, RTLOG_E_INVAL, -1, NULL, "no events");
+    struct pstate st;
+    char nowbuf[32];
+    rtlog_err rc = pstate_init(&st, o, nowbuf, ei);
+    if (rc)
+        return rc;
+    for (size_t i = 0; rc == RTLOG_OK && i < n; i++) {
+        if (!json_is_object(evs[i]))
+            rc = rtlog_errinfo_set(ei, RTLOG_E_INVAL, (long)i, NULL,
+                                   "expected a JSON object, got %s", json_kind(evs[i]));
+        else
+            rc = add_event(&st, evs[i], (long)i, ei);
     }
-    /* the arena no longer moves: turn offsets into pointers */
-    for (size_t i = 0; i < st.n; i++) {
-        st.recs[i].mp = (const uint8_t *)st.arena.p + st.offs[2 * i];
-        st.recs[i].json = st.arena.p + st.offs[2 * i + 1];
-    }
-    free(st.offs);
-    out->recs = st.recs;
-    out->n = st.n;
-    out->priv = st.arena.p;
-    if (ei)
-        rtlog_errinfo_set(ei, RTLOG_OK, -1, NULL, "ok");
-    return RTLOG_OK;
+    return pstate_finish(&st, rc, out, ei);
 }
 
 void rtlog_batch_free(rtlog_batch *b)

@@ -148,6 +148,22 @@ typedef struct rtlog_parse_opts {
 rtlog_err rtlog_schema_parse(const rtlog_parse_opts *o, const char *body, size_t len,
                              rtlog_batch *out, rtlog_errinfo *ei);
 
+struct json_t;
+
+/**
+ * rtlog_schema_parse_values() - validate events the caller already holds as jansson objects
+ * (built by the server, e.g. an agent's task assignment or the job events made from an
+ * agent's report) into a batch, exactly as rtlog_schema_parse() does for a body: same
+ * checks, same stored form (values packed from the jansson values, so a real read from
+ * JSON keeps its double and renders back in its shortest form), same filled `timestamp`.
+ * @evs/@n: borrowed; each must be a JSON object (else RTLOG_E_INVAL naming its index).
+ * @o:      @o->family, max_event_bytes, max_events and now are used; @o->ndjson is ignored.
+ * @out:    as rtlog_schema_parse(). Errors: the same, with event indexes into @evs.
+ * Context: any thread. Source: CONTRACT.md "Agents", "Ingest".
+ */
+rtlog_err rtlog_schema_parse_values(const rtlog_parse_opts *o, struct json_t *const *evs,
+                                    size_t n, rtlog_batch *out, rtlog_errinfo *ei);
+
 /* Free what a batch owns; the batch is empty afterwards. NULL is a no-op. */
 void rtlog_batch_free(rtlog_batch *b);
 

@@ -271,6 +271,28 @@ int rtlog_principal_can(const rtlog_principal *p, int publish, const char *strea
     return 0;
 }
 
+int rtlog_principal_grants(const rtlog_principal *p, int publish, const char *stream)
+{
+    if (!p || !stream)
+        return 0;
+    char *const *pats = publish ? p->publish : p->subscribe;
+    size_t n = publish ? p->n_publish : p->n_subscribe;
+    for (size_t i = 0; i < n; i++)
+        if (pattern_match(pats[i], stream))
+            return 1;
+    return 0;
+}
+
+int rtlog_principal_is_agent(const rtlog_principal *p, const char *stream)
+{
+    if (!p || !stream || strncmp(stream, "agents/", 7) != 0)
+        return 0;
+    for (size_t i = 0; i < p->n_subscribe; i++)
+        if (!strchr(p->subscribe[i], '*') && !strcmp(p->subscribe[i], stream))
+            return 1;
+    return 0;
+}
+
 /* ---- principals ---------------------------------------------------------------------------- */
 
 /* One allocation: the struct, then both pointer arrays, then the strings. A principal is
@@ -1127,8 +1149,8 @@ static int write_all(int fd, const char *p, size_t n)
 /* Writes a fresh secret under a temporary name, then link()s it into place: link fails if
  * the name exists, so two first starts never overwrite each other's secret and a reader
  * never sees a half-written file. 1 = made, 0 = someone else's is there, -1 = error. */
-static int secret_create(const char *dir, const char *path, uint8_t raw[SECRET_BYTES],
-                         rtlog_errinfo *ei)
+static int secret_create(const char *dir, const char *name, const char *path,
+                         uint8_t raw[SECRET_BYTES], rtlog_errinfo *ei)
 {
     uint8_t salt[8];
     if (RAND_bytes(raw, SECRET_BYTES) != 1 || RAND_bytes(salt, sizeof salt) != 1) {
@@ -1147,7 +1169,7 @@ static int secret_create(const char *dir, const char *path, uint8_t raw[SECRET_B
 
     char tmp[PATH_MAX];
     int n =
-        snprintf(tmp, sizeof tmp, "%s/.%s.%02x%02x%02x%02x%02x%02x%02x%02x.tmp", dir, SECRET_NAME,
+        snprintf(tmp, sizeof tmp, "%s/.%s.%02x%02x%02x%02x%02x%02x%02x%02x.tmp", dir, name,
                  salt[0], salt[1], salt[2], salt[3], salt[4], salt[5], salt[6], salt[7]);
     int ret = -1;
     if (n < 0 || (size_t)n >= sizeof tmp) {
@@ -1193,14 +1215,20 @@ out:
 rtlog_err rtlog_auth_secret_load_or_create(const char *dir, uint8_t **out, size_t *len,
                                            int *created, rtlog_errinfo *ei)
 {
-    if (!dir || !*dir || !out || !len)
+    return rtlog_auth_named_secret_load_or_create(dir, SECRET_NAME, out, len, created, ei);
+}
+
+rtlog_err rtlog_auth_named_secret_load_or_create(const char *dir, const char *name, uint8_t **out,
+                                                 size_t *len, int *created, rtlog_errinfo *ei)
+{
+    if (!dir || !*dir || !name || !*name || strchr(name, '/') || !out || !len)
         return inval(ei, "no data directory");
     *out = NULL;
     *len = 0;
     if (created)
         *created = 0;
     char path[PATH_MAX];
-    int n = snprintf(path, sizeof path, "%s/%s", dir, SECRET_NAME);
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= sizeof path)
         return rtlog_errinfo_set(ei, RTLOG_E_IO, -1, NULL, "data directory path is too long");
     rtlog_err rc = mkdir_p(dir, ei);
@@ -1210,7 +1238,7 @@ rtlog_err rtlog_auth_secret_load_or_create(const char *dir, uint8_t **out, size_
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT) {
         uint8_t raw[SECRET_BYTES];
-        int made = secret_create(dir, path, raw, ei);
+        int made = secret_create(dir, name, path, raw, ei);
         if (made == 1) {
             *out = malloc(SECRET_BYTES);
             if (!*out) {

@@ -102,6 +102,16 @@ void rtlog_principal_free(rtlog_principal *p); /* NULL is a no-op */
  */
 int rtlog_principal_can(const rtlog_principal *p, int publish, const char *stream);
 
+/* rtlog_principal_grants() - like rtlog_principal_can() but by the patterns alone, without
+ * the agent rule: assigning or cancelling an agent's tasks needs a real publish grant
+ * (the orchestrator's), never just the agent's own subscribe grant. Returns 1 or 0. */
+int rtlog_principal_grants(const rtlog_principal *p, int publish, const char *stream);
+
+/* rtlog_principal_is_agent() - is @p the agent of @stream ("agents/<id>"): does it hold
+ * exactly that name (no wildcard) in `subscribe`? Only such a connection is sent the
+ * credentials of that agent's open tasks (CONTRACT "Agents"). Returns 1 or 0. */
+int rtlog_principal_is_agent(const rtlog_principal *p, const char *stream);
+
 /* Counters for /metrics and tests. */
 typedef struct rtlog_auth_stats {
     uint64_t verified;   /* successful rtlog_auth_verify() calls (cache hits included) */
@@ -153,6 +163,14 @@ rtlog_err rtlog_auth_mint(const rtlog_mint_opts *o, char **out, rtlog_errinfo *e
  */
 rtlog_err rtlog_auth_secret_load_or_create(const char *dir, uint8_t **out, size_t *len,
                                            int *created, rtlog_errinfo *ei);
+
+/**
+ * rtlog_auth_named_secret_load_or_create() - the same for another secret of the data
+ * directory, DIR/@name (e.g. "secrets-key", the key that seals agents' credentials).
+ * @name: a file name, no '/'. Same format, permissions, errors and ownership as above.
+ */
+rtlog_err rtlog_auth_named_secret_load_or_create(const char *dir, const char *name, uint8_t **out,
+                                                 size_t *len, int *created, rtlog_errinfo *ei);
 
 /**
  * rtlog_auth_key_load() - read the key file given as `--jwt-key FILE` for @alg, for both

@@ -44,6 +44,12 @@ static const setting table[] = {
     {"jwt-key", "RTLOG_JWT_KEY", T_STR, OFF(jwt_key), "", 0, 0,
      "key file: HS256 hex secret or RS256/ES256 public key PEM; empty = the data "
      "directory's HS256 secret (created on first start)"},
+    {"secrets-key", "RTLOG_SECRETS_KEY", T_STR, OFF(secrets_key), "", 0, 0,
+     "key file (64+ hex digits, mode 0600) sealing agents' task credentials at rest; empty = "
+     "the data directory's secrets-key (created on first start)"},
+    {"task-timeout", "RTLOG_TASK_TIMEOUT", T_DUR, OFF(task_timeout_ms), "3600", 1000,
+     2592000000ull, "lease of an agent task whose assignment gives no timeout: no report "
+     "for this long fails it (seconds)"},
     {"jwt-iss", "RTLOG_JWT_ISS", T_STR, OFF(jwt_iss), "", 0, 0,
      "required token issuer (iss); empty = not checked"},
     {"jwt-aud", "RTLOG_JWT_AUD", T_STR, OFF(jwt_aud), "", 0, 0,

@@ -186,8 +186,14 @@ static void ingest_cb(void *ctx, rtlog_err rc, const rtlog_append_res *res,
 
 void http_job_done(struct srv *s, struct job *j)
 {
+    if (j->op >= JOB_REPORT) {
+        agents_job_done(s, j);
+        return;
+    }
     struct conn *c = j->conn;
     s->jobs_inflight--;
+    if (j->op != JOB_INGEST)
+        agents_ingest_done(s, j, 1);
     if (c) {
         c->job = NULL;
         rtlog_buf b = {0};
@@ -289,6 +295,18 @@ static int ingest_start(struct conn *c, const route *r)
     int n;
     c->kind = CK_INGEST;
     c->ingest_active = 1;
+    c->amode = r->kind == ROUTE_TASKS         ? JOB_ASSIGN
+               : r->kind == ROUTE_TASK_CANCEL ? JOB_CANCEL
+                                              : JOB_INGEST;
+    if (c->amode == JOB_CANCEL) {
+        struct conn_rare *rare = conn_rare(c);
+        if (!rare) {
+            http_respond_error(c, RTLOG_E_NOMEM, "out of memory", 1);
+            c->ingest_active = 0;
+            return 0;
+        }
+        snprintf(rare->task_id, sizeof rare->task_id, "%s", r->task_id);
+    }
     s->m_ingest_requests++;
 
     if (s->draining) {
@@ -370,8 +388,11 @@ static int ingest_start(struct conn *c, const route *r)
     memset(buf, 0, sizeof buf);
     if (r->stream_err != RTLOG_OK)
         defer_error(c, RTLOG_E_INVAL, r->stream_why);
-    else if (pr && !rtlog_principal_can(pr, 1, r->stream))
+    else if (pr && c->amode == JOB_INGEST && !rtlog_principal_can(pr, 1, r->stream))
         defer_error(c, RTLOG_E_FORBIDDEN, "no publish access to this stream");
+    else if (pr && c->amode != JOB_INGEST && !rtlog_principal_grants(pr, 1, r->stream))
+        /* the agent's own grant lets it report, not assign or cancel its tasks */
+        defer_error(c, RTLOG_E_FORBIDDEN, "no publish access to this agent's tasks");
     if (pr)
         LOG_DEBUG("conn=%" PRIu64 " ingest sub=%s stream=%s", c->id, pr->sub, r->stream);
     rtlog_principal_free(pr);
@@ -509,7 +530,22 @@ int http_body_done(struct conn *c)
     rtlog_batch batch = {0};
     rtlog_errinfo ei = {0};
     const char *body = c->body.p ? c->body.p : "";
-    rtlog_err rc = rtlog_schema_parse(&po, body, c->body.len, &batch, &ei);
+    char task_id[RTLOG_ID_MAX + 1] = "";
+    rtlog_err rc;
+    if (c->amode != JOB_INGEST) {
+        rc = agents_build(c, body, c->body.len, &batch, task_id, ei.text, sizeof ei.text);
+        if (rc != RTLOG_OK) {
+            rtlog_buf_free(&c->body);
+            s->m_ingest_rejected++;
+            LOG_INFO("conn=%" PRIu64 " %s %s refused: %s", c->id,
+                     c->amode == JOB_ASSIGN ? "assignment to" : "cancellation on", c->stream,
+                     ei.text);
+            http_respond_error(c, rc, ei.text, 0);
+            return 0;
+        }
+    } else {
+        rc = rtlog_schema_parse(&po, body, c->body.len, &batch, &ei);
+    }
     if (rc != RTLOG_OK) {
         char msg[sizeof ei.text + 80];
         snprintf(msg, sizeof msg, "%s%s", ei.text[0] ? ei.text : rtlog_strerror(rc),
@@ -531,6 +567,8 @@ int http_body_done(struct conn *c)
     }
     j->srv = s;
     j->conn = c;
+    j->op = c->amode;
+    snprintf(j->task_id, sizeof j->task_id, "%s", task_id);
     j->batch = batch;
     j->nevents = batch.n;
     snprintf(j->stream, sizeof j->stream, "%s", c->stream);
@@ -548,6 +586,8 @@ void http_job_drop_ready(struct conn *c)
     if (!c->job_ready)
         return;
     c->srv->jobs_inflight--;
+    if (c->job_ready->op != JOB_INGEST)
+        agents_ingest_done(c->srv, c->job_ready, 0);
     rtlog_batch_free(&c->job_ready->batch);
     free(c->job_ready);
     c->job_ready = NULL;
@@ -571,6 +611,8 @@ static int ingest_queue(struct conn *c)
     if (rc != RTLOG_OK) {
         s->m_ingest_rejected++;
         s->jobs_inflight--;
+        if (j->op != JOB_INGEST)
+            agents_ingest_done(s, j, 0);
         rtlog_batch_free(&j->batch);
         free(j);
         LOG_ERR("conn=%" PRIu64 " cannot queue append to %s: %s", c->id, c->stream,
@@ -622,10 +664,11 @@ int http_request(struct conn *c, const char *path, size_t path_len)
         if (!is_post)
             break;
         return ingest_start(c, &r);
-    case ROUTE_AGENT:
-        http_respond_error(c, RTLOG_E_NOTFOUND, "agent endpoints are not served by this build",
-                           !is_get);
-        return 0;
+    case ROUTE_TASKS:
+    case ROUTE_TASK_CANCEL:
+        if (!is_post)
+            break;
+        return ingest_start(c, &r);
     default:
         http_respond_error(c, RTLOG_E_NOTFOUND, "no such endpoint", !is_get);
         return 0;

@@ -136,6 +136,55 @@ static int has_suffix(const char *s, size_t len, const char *suf)
     return len >= n && !memcmp(s + len - n, suf, n);
 }
 
+/* "agents/<id>/task-stream" (WS or SSE), "agents/<id>/tasks" (POST) and
+ * "agents/<id>/tasks/<taskId>/cancel" (POST); anything else under agents/ is ROUTE_NONE.
+ * @path/@len start at "agents/". */
+static void route_agent(const char *path, size_t len, route *r)
+{
+    const char *slash = memchr(path + 7, '/', len - 7);
+    if (!slash)
+        return;
+    size_t name_len = (size_t)(slash - path);
+    const char *rest = slash + 1;
+    size_t rl = len - name_len - 1;
+    if (rl == 11 && !memcmp(rest, "task-stream", 11))
+        r->kind = ROUTE_STREAM;
+    else if (rl == 5 && !memcmp(rest, "tasks", 5))
+        r->kind = ROUTE_TASKS;
+    else if (rl > 13 && !memcmp(rest, "tasks/", 6) && has_suffix(rest, rl, "/cancel"))
+        r->kind = ROUTE_TASK_CANCEL;
+    else
+        return;
+    rtlog_kind kind;
+    rtlog_errinfo ei = {0};
+    if (name_len >= sizeof r->stream) {
+        r->stream_err = RTLOG_E_INVAL;
+        snprintf(r->stream_why, sizeof r->stream_why, "stream id longer than %d bytes",
+                 RTLOG_ID_MAX);
+        return;
+    }
+    if (rtlog_stream_parse(path, name_len, &kind, NULL, NULL, &ei) != RTLOG_OK) {
+        r->stream_err = RTLOG_E_INVAL;
+        snprintf(r->stream_why, sizeof r->stream_why, "%s", ei.text);
+        return;
+    }
+    memcpy(r->stream, path, name_len);
+    r->stream[name_len] = '\0';
+    if (r->kind == ROUTE_TASK_CANCEL) {
+        const char *tid = rest + 6;
+        size_t tl = rl - 6 - 7;
+        if (!rtlog_task_id_valid(tid, tl)) {
+            r->stream[0] = '\0';
+            r->stream_err = RTLOG_E_INVAL;
+            snprintf(r->stream_why, sizeof r->stream_why,
+                     "task id must be 1-%d characters of [A-Za-z0-9._:-]", RTLOG_ID_MAX);
+            return;
+        }
+        memcpy(r->task_id, tid, tl);
+        r->task_id[tl] = '\0';
+    }
+}
+
 void rtlog_route_parse(const char *path, size_t len, route *r)
 {
     static const char *const kinds[] = {"workflow-runs/", "deployment-jobs/"};
@@ -162,6 +211,10 @@ void rtlog_route_parse(const char *path, size_t len, route *r)
     path += 7;
     len -= 7;
 
+    if (has_prefix(path, len, "agents/")) {
+        route_agent(path, len, r);
+        return;
+    }
     route_kind rk;
     size_t body_len;
     if (has_suffix(path, len, "/stream")) {
@@ -170,9 +223,6 @@ void rtlog_route_parse(const char *path, size_t len, route *r)
     } else if (has_suffix(path, len, "/events")) {
         rk = ROUTE_EVENTS;
         body_len = len - 7;
-    } else if (has_prefix(path, len, "agents/")) {
-        r->kind = ROUTE_AGENT;
-        return;
     } else {
         return;
     }
@@ -202,8 +252,6 @@ void rtlog_route_parse(const char *path, size_t len, route *r)
         r->stream[body_len] = '\0';
         return;
     }
-    if (has_prefix(path, body_len, "agents/"))
-        r->kind = ROUTE_AGENT;
 }
 
 rtlog_err rtlog_error_json(rtlog_buf *out, rtlog_err code, const char *message,

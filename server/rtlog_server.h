@@ -141,7 +141,10 @@ typedef struct rtlog_server_config {
     uint64_t nosync;                    /* 1 = no fsync (tests/benchmarks only) */
     char log_level[RTLOG_CFG_STR_MAX];  /* "error" | "warn" | "info" | "debug" */
     char config_file[RTLOG_CFG_STR_MAX]; /* the --config FILE in effect ("" = none) */
-    rtlog_cfg_source source[48];        /* per setting, in table order */
+    char secrets_key[RTLOG_CFG_STR_MAX]; /* key file sealing agents' credentials; "" = the
+                                          * data directory's secrets-key */
+    uint64_t task_timeout_ms;           /* lease of a task whose assignment names none */
+    rtlog_cfg_source source[64];        /* per setting, in table order */
 } rtlog_server_config;
 
 /* What rtlog_config_load() asks the caller to do. */

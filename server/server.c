@@ -212,6 +212,7 @@ void srv_conn_release(struct conn *c)
     rtlog_principal_free(c->pr);
     c->pr = NULL;
     http_job_drop_ready(c);
+    agents_conn_release(c);
     if (c->job) {
         c->job->conn = NULL; /* the append finishes; its answer has nowhere to go */
         c->job = NULL;
@@ -410,6 +411,7 @@ rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap)
         .fmt = c->kind == CK_WS ? RTLOG_REPLAY_WS : RTLOG_REPLAY_SSE,
         .user = c,
     };
+    agents_stream_prepare(c, &req);
     rtlog_errinfo ei = {0};
     rtlog_err rc = rtlog_replay_open(s->replay, &req, &c->sub, &ei);
     if (rc != RTLOG_OK) {
@@ -609,6 +611,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         conn_tick(c, now, wall);
         c = nx;
     }
+    agents_tick(s);
     lws_sul_schedule(s->ctx, 0, s->tick_sul, tick_cb,
                      (lws_usec_t)tick_interval_ms(&s->cfg) * LWS_US_PER_MS);
 }
@@ -709,6 +712,14 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
       s->m_expired);
     C("rtlog_ws_messages_received_total", "WebSocket messages received.",
       s->m_ws_messages_in);
+    C("rtlog_agent_reports_total", "Reports received from agents (task_progress/log/completed).",
+      s->m_reports);
+    C("rtlog_agent_reports_refused_total", "Agent reports refused or not stored.",
+      s->m_reports_refused);
+    C("rtlog_task_timeouts_total", "Agent tasks failed because their lease ran out.",
+      s->m_task_timeouts);
+    G("rtlog_agent_tasks", "Agent tasks in the task table (open and finished).",
+      "rtlog_agent_tasks %zu", s->tasks ? rtlog_tasks_count(s->tasks) : (size_t)0);
     G("rtlog_draining", "Whether the server is draining for shutdown.", "rtlog_draining %d",
       s->draining);
 #undef G
@@ -1076,7 +1087,7 @@ static int open_all(struct srv *s)
     rtlog_append_req dash = {.stream = "dashboard", .n = 0};
     if (rtlog_store_append(s->store, &dash, NULL, &ei) != RTLOG_OK)
         LOG_WARN("cannot create the dashboard stream: %s", ei.text);
-    return 0;
+    return agents_init(s);
 }
 
 /* lws 4.1.6 sizes its socket table from fd_limit_per_thread but, when that is below the
@@ -1295,6 +1306,7 @@ out:
             s->subjects[i] = nx;
         }
     rtlog_replay_free(s->replay);
+    agents_free(s);
     rtlog_auth_free(s->auth);
     rtlog_buf_free(&s->wbuf);
     free(s->tick_sul);

@@ -12,6 +12,8 @@
 #include "rtlog_server.h"
 
 #include "auth.h"
+#include "secret.h"
+#include "tasks.h"
 #include "rtlog_buf.h"
 #include "rtlog_err.h"
 #include "rtlog_replay.h"
@@ -36,7 +38,8 @@ typedef enum route_kind {
     ROUTE_METRICS,     /* /metrics */
     ROUTE_LIVE,        /* /health/live */
     ROUTE_READY,       /* /health/ready */
-    ROUTE_AGENT,       /* /api/v1/agents/<id>/... (not served by this build) */
+    ROUTE_TASKS,       /* POST /api/v1/agents/<id>/tasks: assign a task */
+    ROUTE_TASK_CANCEL, /* POST /api/v1/agents/<id>/tasks/<taskId>/cancel */
 } route_kind;
 
 typedef struct route {
@@ -44,6 +47,8 @@ typedef struct route {
     char stream[RTLOG_STREAM_MAX]; /* canonical stream name when valid */
     rtlog_err stream_err;          /* RTLOG_OK, or RTLOG_E_INVAL for a bad id (400) */
     char stream_why[160];          /* why the id is bad (never echoes the id) */
+    char task_id[RTLOG_ID_MAX + 1];/* ROUTE_TASK_CANCEL: the task id (valid when stream_err
+                                    * is RTLOG_OK) */
 } route;
 
 /* Split a request path (no query) into a route. Never fails: unknown paths are ROUTE_NONE,
@@ -90,8 +95,25 @@ struct note {           /* a commit note from the writer thread */
 
 struct conn;
 
+/* What an append queued by the lws thread is for (agents.c handles all but JOB_INGEST). */
+enum job_op {
+    JOB_INGEST = 0,  /* POST .../events */
+    JOB_ASSIGN,      /* POST /agents/<id>/tasks: task_assigned */
+    JOB_CANCEL,      /* POST /agents/<id>/tasks/<taskId>/cancel: task_cancelled */
+    JOB_REPORT,      /* an agent's report, as job stream events */
+    JOB_START,       /* task_started on first delivery to the agent */
+    JOB_TIMEOUT,     /* the lease ran out: task_cancelled in the agent stream */
+    JOB_CLOSE,       /* task_completed (cancelled/failed) in the job stream after a
+                      * cancellation or timeout */
+};
+
 struct job {            /* an ingest append between the lws thread and the writer */
     struct job *next;
+    enum job_op op;
+    struct job *cnext;  /* JOB_REPORT: the connection's list of reports in flight */
+    int report;         /* JOB_REPORT: 1 progress, 2 log, 3 completed */
+    int started;        /* JOB_REPORT: the batch begins with task_started */
+    char task_id[RTLOG_ID_MAX + 1];
     struct conn *conn;  /* NULL once the client went away (lws thread only) */
     struct srv *srv;
     rtlog_batch batch;  /* owned; the records must live until the completion */
@@ -150,6 +172,10 @@ struct srv {
     uint64_t m_stream_refused, m_auth_timeouts, m_pong_timeouts, m_stalled, m_expired;
     uint64_t m_rate_limited, m_ws_messages_in;
 
+    rtlog_tasks *tasks;                    /* owned; agents.c */
+    uint8_t seal_key[RTLOG_SECRET_KEY_BYTES]; /* seals credentials (secret.h) */
+    uint64_t m_reports, m_reports_refused, m_task_timeouts;
+
     struct lws_sorted_usec_list *tick_sul; /* owned; lws timer for the housekeeping tick */
     struct lws_sorted_usec_list *gen_sul;  /* owned; lws timer for the generation poll */
     uint64_t last_gen;                     /* rtlog_store_generation() last acted on */
@@ -173,6 +199,7 @@ struct conn_rare {
     char deferred_msg[256];     /* ingest: the deferred error's message */
     char close_reason[64];
     char ctl[CTL_MAX][CTL_BYTES];
+    char task_id[RTLOG_ID_MAX + 1]; /* JOB_CANCEL request: the task */
 };
 
 struct conn {
@@ -216,6 +243,9 @@ struct conn {
     struct job *job;
     char stream[RTLOG_STREAM_MAX];
     rtlog_kind skind;
+    enum job_op amode;     /* JOB_INGEST, JOB_ASSIGN or JOB_CANCEL for this POST */
+    struct job *reports;   /* WS agent: reports in flight (job->cnext) */
+    unsigned nreports;
     int ndjson;
     int has_expected;
     uint64_t expected;
@@ -299,6 +329,34 @@ void http_body_release(struct conn *c);
 int http_body_timeout(struct conn *c);
 /* Free a validated append not yet queued (connection closing). */
 void http_job_drop_ready(struct conn *c);
+
+/* agents.c (CONTRACT "Agents") */
+/* Load or create the credentials key, build the task table from the agent and job streams
+ * and queue the repairs a crash may have left. 0, or -1 (logged) when the server cannot
+ * start. */
+int agents_init(struct srv *s);
+void agents_free(struct srv *s);
+/* Validate an assignment / cancellation body into @out (one event for c->stream); reserves
+ * or marks the task. RTLOG_E_INVAL / _CONFLICT / _NOTFOUND / _SEALED with @msg. @task_id
+ * gets the task. */
+rtlog_err agents_build(struct conn *c, const char *body, size_t len, rtlog_batch *out,
+                       char task_id[RTLOG_ID_MAX + 1], char *msg, size_t cap);
+/* The append of a JOB_ASSIGN / JOB_CANCEL job finished (j->rc), or was dropped before it
+ * was queued (@queued = 0): update the task. */
+void agents_ingest_done(struct srv *s, struct job *j, int queued);
+/* A finished JOB_REPORT / _START / _TIMEOUT / _CLOSE append. Frees @j. */
+void agents_job_done(struct srv *s, struct job *j);
+/* An agent's WS message of a report type. Returns 1 if @type is one (handled), else 0. */
+int agents_message(struct conn *c, const char *type, const char *p, size_t len);
+/* Fill the personal-frame fields of @req for an agent stream subscriber, and create the
+ * stream when its own agent connects first. */
+void agents_stream_prepare(struct conn *c, rtlog_replay_req *req);
+/* Housekeeping: leases that ran out. */
+void agents_tick(struct srv *s);
+/* The connection goes away: its reports in flight lose their reply address. */
+void agents_conn_release(struct conn *c);
+/* Send a control message (error) on a WS (ws.c). */
+void ws_ctl_error(struct conn *c, rtlog_err code, const char *message);
 
 /* sse.c */
 int sse_start(struct conn *c, const route *r);

@@ -81,6 +81,11 @@ static void ctl_error(struct conn *c, rtlog_err code, const char *message)
     rtlog_buf_free(&b);
 }
 
+void ws_ctl_error(struct conn *c, rtlog_err code, const char *message)
+{
+    ctl_error(c, code, message);
+}
+
 int ws_filter(struct srv *s, struct lws *wsi)
 {
     (void)wsi;
@@ -222,6 +227,8 @@ static void handle_message(struct conn *c, const char *p, size_t len)
         lws_validity_confirmed(c->wsi); /* the same as an RFC 6455 pong (server.c) */
     } else if (!strcmp(type, "ping")) {
         ctl_push(c, "{\"type\":\"pong\"}", 15);
+    } else if (agents_message(c, type, p, len)) {
+        /* an agent's report: validated, stored in its job stream (agents.c) */
     } else {
         ctl_error(c, RTLOG_E_INVAL, "unknown message type");
     }

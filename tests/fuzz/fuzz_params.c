@@ -123,7 +123,15 @@ static void fuzz_route(const char *s, size_t n)
     CHECK(memchr(r.stream, '\0', sizeof r.stream) != NULL);
     CHECK(memchr(r.stream_why, '\0', sizeof r.stream_why) != NULL);
     CHECK(r.stream_err == RTLOG_OK || r.stream_err == RTLOG_E_INVAL);
-    if (r.kind == ROUTE_STREAM || r.kind == ROUTE_EVENTS) {
+    if (r.kind == ROUTE_TASK_CANCEL && r.stream_err == RTLOG_OK) {
+        /* the task id is a valid id and a byte-exact slice of the path */
+        CHECK(rtlog_task_id_valid(r.task_id, strlen(r.task_id)));
+        CHECK(memmem(s, n, r.task_id, strlen(r.task_id)) != NULL);
+    } else {
+        CHECK(r.task_id[0] == '\0');
+    }
+    if (r.kind == ROUTE_STREAM || r.kind == ROUTE_EVENTS || r.kind == ROUTE_TASKS ||
+        r.kind == ROUTE_TASK_CANCEL) {
         if (r.stream_err == RTLOG_OK) {
             /* whatever routing accepted, the schema's own check accepts too, and the name
              * is a byte-exact slice of the path */

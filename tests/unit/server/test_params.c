@@ -174,7 +174,7 @@ static void test_routes(void **state)
     route_is("/api/v1/unknown/x/stream", ROUTE_NONE, NULL, RTLOG_OK);
     route_is("/api/v2/workflow-runs/x/stream", ROUTE_NONE, NULL, RTLOG_OK);
     route_is("/api/v1/dashboard/streams", ROUTE_NONE, NULL, RTLOG_OK);
-    route_is("/api/v1/agents/agent-a/task-stream", ROUTE_AGENT, NULL, RTLOG_OK);
+    route_is("/api/v1/agents/agent-a/task-stream", ROUTE_STREAM, "agents/agent-a", RTLOG_OK);
     route_is("/metrics/x", ROUTE_NONE, NULL, RTLOG_OK);
 }
 
