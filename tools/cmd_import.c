@@ -27,8 +27,10 @@ static void usage_text(void)
     printf("Usage: rtlog import [OPTIONS] STREAM FILE|-\n"
            "\n"
            "Append the NDJSON events of FILE (\"-\": standard input) to STREAM: one event object\n"
-           "a line, blank lines skipped. STREAM is workflow-runs/ID, deployment-jobs/ID,\n"
-           "agents/ID or dashboard (ID: 1-128 of [A-Za-z0-9._:-]).\n"
+           "a line, blank lines skipped. STREAM is workflow-runs/ID, deployment-jobs/ID or\n"
+           "dashboard (ID: 1-128 of [A-Za-z0-9._:-]). Agent streams (agents/ID) are written\n"
+           "only by the server (POST /api/v1/agents/ID/tasks), which seals task credentials\n"
+           "and keeps its task table; they cannot be imported.\n"
            "\n"
            "The whole input is read and validated first against the event types of the\n"
            "stream's kind. A bad line anywhere stops the import with one line naming the line\n"
@@ -278,6 +280,14 @@ int rtlog_cmd_import(int argc, char **argv)
     rtlog_kind kind;
     if (rtlog_cli_stream_arg(CMD, a.stream, &kind) != 0)
         return 1;
+    if (kind == RTLOG_KIND_AGENT) {
+        /* Imported assignments would store credentials in clear and bypass the server's task
+         * table (CONTRACT "Agents"): agent streams are the server's to write. */
+        rtlog_cli_err(CMD, "%s: agent streams cannot be imported; assign tasks with POST "
+                           "/api/v1/agents/ID/tasks",
+                      a.stream);
+        return 2;
+    }
 
     ret = 1;
     rtlog_buf in = {0};
