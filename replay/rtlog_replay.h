@@ -95,7 +95,8 @@ typedef struct rtlog_replay_req {
      * *used = 1, or leave @out alone and *used = 0 to send the shared (redacted) frame.
      * Personal frames are never kept in the ring. @mp/@mp_len: the stored record, borrowed
      * for the call; @user: the subscriber's @user. Runs inside a store read callback: no
-     * blocking, no store calls. A non-OK return ends the fill with that error. */
+     * blocking and no store reads (queueing an rtlog_store_append_async() is fine: it only
+     * queues). A non-OK return ends the fill with that error. */
     rtlog_err (*personal)(void *ctx, void *user, uint64_t seq, const void *mp, size_t mp_len,
                           rtlog_buf *out, int *used);
     void *personal_ctx;
