@@ -16,6 +16,7 @@
 #include "server_int.h"
 
 #include "log.h"
+#include "retention.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -711,6 +712,14 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
       s->m_ws_messages_in);
     G("rtlog_draining", "Whether the server is draining for shutdown.", "rtlog_draining %d",
       s->draining);
+    rtlog_retention_stats ts;
+    rtlog_retention_get_stats(s->retention, &ts);
+    C("rtlog_dashboard_trimmed_events_total", "Dashboard events removed by retention.",
+      ts.events);
+    C("rtlog_dashboard_trim_failures_total", "Dashboard retention checks that failed.",
+      ts.failures);
+    G("rtlog_dashboard_first_seq", "Earliest retained dashboard seq at the last check.",
+      "rtlog_dashboard_first_seq %" PRIu64, ts.first_seq);
 #undef G
 #undef C
 }
@@ -1076,6 +1085,15 @@ static int open_all(struct srv *s)
     rtlog_append_req dash = {.stream = "dashboard", .n = 0};
     if (rtlog_store_append(s->store, &dash, NULL, &ei) != RTLOG_OK)
         LOG_WARN("cannot create the dashboard stream: %s", ei.text);
+    rtlog_retention_opts reo = {.store = s->store,
+                                .stream = "dashboard",
+                                .keep_events = s->cfg.dashboard_retain_events,
+                                .keep_ms = s->cfg.dashboard_retain_ms,
+                                .interval_ms = s->cfg.dashboard_retain_interval_ms};
+    if (rtlog_retention_start(&reo, &s->retention) != RTLOG_OK) {
+        LOG_ERR("cannot start the dashboard retention worker");
+        return -1;
+    }
     return 0;
 }
 
@@ -1247,6 +1265,8 @@ out:
         lws_sul_cancel(s->tick_sul);
     if (s->gen_sul && s->ctx)
         lws_sul_cancel(s->gen_sul);
+    rtlog_retention_stop(s->retention); /* it trims through the store: stop it first */
+    s->retention = NULL;
     if (s->store) {
         /* Finishes queued appends; their completions land in the queue (freed below). */
         rtlog_store_on_commit(s->store, NULL, NULL);
