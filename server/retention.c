@@ -1,30 +1,40 @@
-/* retention.c - the dashboard's retention worker: policy (where to cut) and its thread.
+/* retention.c - the dashboard's retention worker: where to cut, and its thread.
  *
- * The cut is the larger of the count cut (keep the newest keep_events) and the age cut
- * (the prefix of events older than keep_ms). The age scan reads forward from the first
- * retained event and stops at the first event that is known to be young enough, so it
- * touches only what is about to go plus one event; times come from the events themselves
- * because the store keeps none. The store enforces the rest (whole entries, never the
- * latest metric_update). The thread owns no socket and never touches lws: the lws thread
- * never waits for a trim's fsync (DESIGN invariant 4).
+ * The cut is the larger of the count cut (keep the newest keep_events) and the age cut.
+ * Age is time since append, which the store does not record per event (adding it would
+ * change the stored format of every event); producers' `timestamp` fields are not used
+ * because they are optional (promotion_update has none), nested (alert), or set by clocks
+ * we do not control, so a stale producer clock would empty the dashboard. Instead the
+ * worker keeps a small in-memory list of arrival marks: (seq, time) meaning "every event up
+ * to seq had been appended by then", taken at its checks on CLOCK_MONOTONIC (no wall-clock
+ * jumps). An event is too old once a mark covering it is older than keep_ms, so it goes at
+ * most one interval (or keep_ms / 512) late, never early. After a restart the stored
+ * events are marked as appended at the restart (a restart can only lengthen their stay).
+ * Marks are spaced at least max(interval, keep_ms / 512) apart, so there are at most a few
+ * hundred. The store enforces the rest (whole entries, never the latest metric_update).
+ * The thread owns no socket and never touches lws: the lws thread never waits for a
+ * trim's fsync (DESIGN invariant 4).
  */
 #define RTLOG_LOG_TAG "retention"
 #include "retention.h"
 
 #include "log.h"
-#include "rtlog_schema.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define DEF_INTERVAL_MS 10000u
-#define DEF_SCAN_MAX    4096u
-#define SCAN_CHUNK      256u
+#define MARK_SPREAD     512u /* marks per keep_ms at most */
+
+struct mark {
+    uint64_t seq;  /* every event with seq <= this ... */
+    uint64_t t_ms; /* ... had been appended by this time (CLOCK_MONOTONIC ms) */
+};
 
 struct rtlog_retention {
     rtlog_retention_opts o;
@@ -34,177 +44,86 @@ struct rtlog_retention {
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     int stop;
     rtlog_retention_stats stats;
+    /* worker-thread only */
+    struct mark *marks; /* oldest first */
+    size_t nmarks, cap;
+    uint64_t gap_ms;    /* least time between two marks */
 };
 
-/* ---- event times ---------------------------------------------------------------------- */
-
-static int digits(const char *s, size_t n, int *out)
+static uint64_t mono_ms(void)
 {
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int rtlog_retention_time_ms(const char *s, size_t len, int64_t *out)
+/* Record that events up to @last_seq had arrived by @now. A mark is added only when
+ * @last_seq moved and the newest mark is at least gap_ms old: events appended in between are
+ * covered by the next mark, i.e. counted as younger than they are (kept longer). */
+static void mark_arrivals(rtlog_retention *r, uint64_t last_seq, uint64_t now)
 {
-    int Y, M, D, h, m, sec;
-    if (len < 20 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
-        digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
-        digits(s + 17, 2, &sec))
-        return -1;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-        return -1;
-    size_t i = 19;
-    int ms = 0;
-    if (s[i] == '.') {
-        size_t f = ++i;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (i - f < 3)
-                ms = ms * 10 + (s[i] - '0');
-            i++;
-        }
-        if (i == f)
-            return -1;
-        for (size_t k = i - f; k < 3; k++)
-            ms *= 10;
+    struct mark *top = r->nmarks ? &r->marks[r->nmarks - 1] : NULL;
+    if (top && (last_seq <= top->seq || now - top->t_ms < r->gap_ms))
+        return;
+    if (r->nmarks == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        struct mark *m = realloc(r->marks, cap * sizeof *m);
+        if (!m)
+            return; /* the next check tries again; until then these events just stay */
+        r->marks = m;
+        r->cap = cap;
     }
-    int64_t off_s = 0;
-    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-        int oh, om;
-        if (digits(s + i + 1, 2, &oh) || digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
-            return -1;
-        off_s = (int64_t)(oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
-        i += 6;
-    } else {
-        return -1;
-    }
-    if (i != len)
-        return -1;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h,
-                    .tm_min = m, .tm_sec = sec};
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    *out = ((int64_t)t - off_s) * 1000 + ms;
-    return 0;
+    r->marks[r->nmarks++] = (struct mark){last_seq, now};
 }
 
-/* An event's time: its top-level `timestamp` (every metric_update has one, the server fills
- * it), else an alert's alert.timestamp (the spec's alert carries it there). -1 = none. */
-static int event_time(const rtlog_event_view *ev, rtlog_buf *scratch, int64_t *out)
+/* The age cut: one past the newest mark older than keep_ms (first_seq when none). */
+static uint64_t age_cut(const rtlog_retention *r, uint64_t first_seq, uint64_t now)
 {
-    const char *v;
-    size_t vl;
-    if (rtlog_schema_rec_field_str(ev->mp, ev->mp_len, "timestamp", &v, &vl) == RTLOG_OK)
-        return rtlog_retention_time_ms(v, vl, out);
-    const char *type;
-    size_t tl;
-    if (rtlog_schema_rec_type(ev->mp, ev->mp_len, &type, &tl) != RTLOG_OK || tl != 5 ||
-        memcmp(type, "alert", 5))
-        return -1;
-    rtlog_buf_clear(scratch);
-    if (rtlog_schema_render(ev->mp, ev->mp_len, 0, 0, scratch) != RTLOG_OK)
-        return -1;
-    json_t *doc = json_loadb(scratch->p, scratch->len, JSON_ALLOW_NUL, NULL);
-    json_t *ts = json_object_get(json_object_get(doc, "alert"), "timestamp");
-    int rc = json_is_string(ts)
-                 ? rtlog_retention_time_ms(json_string_value(ts), json_string_length(ts), out)
-                 : -1;
-    json_decref(doc);
-    return rc;
+    uint64_t cut = first_seq;
+    for (size_t i = 0; i < r->nmarks && now - r->marks[i].t_ms >= r->o.keep_ms; i++)
+        if (r->marks[i].seq + 1 > cut)
+            cut = r->marks[i].seq + 1;
+    return cut;
 }
 
-/* ---- the cut -------------------------------------------------------------------------- */
-
-struct scan {
-    int64_t cutoff_ms; /* events with a time before this are too old */
-    uint64_t cut;      /* trim before this */
-    size_t seen, max;
-    int done;          /* met a young enough event, or the scan limit */
-    rtlog_buf scratch;
-};
-
-static int scan_cb(void *ctx, const rtlog_event_view *ev)
+/* Forget marks that cover only removed events. */
+static void drop_marks(rtlog_retention *r, uint64_t first_seq)
 {
-    struct scan *sc = ctx;
-    int64_t t;
-    sc->seen++;
-    if (event_time(ev, &sc->scratch, &t) == 0) {
-        if (t >= sc->cutoff_ms) {
-            sc->done = 1;
-            return 1;
-        }
-        sc->cut = ev->seq + 1; /* this one and every event before it are too old */
+    size_t k = 0;
+    while (k < r->nmarks && r->marks[k].seq < first_seq)
+        k++;
+    if (k) {
+        memmove(r->marks, r->marks + k, (r->nmarks - k) * sizeof *r->marks);
+        r->nmarks -= k;
     }
-    if (sc->seen >= sc->max) {
-        sc->done = 1;
-        return 1;
-    }
-    return 0;
-}
-
-rtlog_err rtlog_retention_cut(rtlog_store *st, const rtlog_stream_info *info,
-                              const rtlog_retention_opts *o, uint64_t now_ms, size_t scan_max,
-                              uint64_t *cut, rtlog_errinfo *ei)
-{
-    uint64_t c = info->first_seq;
-    if (o->keep_events && info->event_count > o->keep_events + o->keep_events / 16 &&
-        info->last_seq >= o->keep_events)
-        c = info->last_seq - o->keep_events + 1;
-    if (o->keep_ms && now_ms > o->keep_ms) {
-        struct scan sc = {.cutoff_ms = (int64_t)(now_ms - o->keep_ms),
-                          .cut = info->first_seq,
-                          .max = scan_max ? scan_max : DEF_SCAN_MAX};
-        uint64_t from = c > info->first_seq ? c : info->first_seq; /* the count cut goes anyway */
-        sc.cut = from;
-        rtlog_err rc = RTLOG_OK;
-        while (!sc.done && from <= info->last_seq) {
-            uint64_t next = from;
-            rc = rtlog_store_read(st, info->stream, from, SCAN_CHUNK, 0, scan_cb, &sc, &next, ei);
-            if (rc != RTLOG_OK || next <= from)
-                break;
-            from = next;
-        }
-        rtlog_buf_free(&sc.scratch);
-        if (rc != RTLOG_OK)
-            return rc;
-        if (sc.cut > c)
-            c = sc.cut;
-    }
-    *cut = c;
-    return RTLOG_OK;
 }
 
 /* ---- the worker ----------------------------------------------------------------------- */
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void check_once(rtlog_retention *r)
 {
     rtlog_stream_info info;
     rtlog_errinfo ei = {0};
-    uint64_t cut = 0;
     rtlog_err rc = rtlog_store_describe(r->o.store, r->stream, &info, &ei);
     if (rc == RTLOG_E_NOTFOUND)
         return; /* not created yet (the server creates the dashboard at start) */
-    if (rc == RTLOG_OK)
-        rc = rtlog_retention_cut(r->o.store, &info, &r->o, wall_ms(), 0, &cut, &ei);
-    rtlog_trim_res tr = {info.first_seq, 0};
-    if (rc == RTLOG_OK && cut > info.first_seq)
-        rc = rtlog_store_trim(r->o.store, r->stream, cut, &tr, &ei);
+    rtlog_trim_res tr = {0, 0};
+    if (rc == RTLOG_OK) {
+        uint64_t now = mono_ms(), cut = info.first_seq;
+        tr.first_seq = info.first_seq;
+        if (r->o.keep_events && info.event_count > r->o.keep_events + r->o.keep_events / 16)
+            cut = info.last_seq - r->o.keep_events + 1; /* count <= last - first + 1 */
+        if (r->o.keep_ms) {
+            mark_arrivals(r, info.last_seq, now);
+            uint64_t a = age_cut(r, info.first_seq, now);
+            if (a > cut)
+                cut = a;
+        }
+        if (cut > info.first_seq)
+            rc = rtlog_store_trim(r->o.store, r->stream, cut, &tr, &ei);
+        if (rc == RTLOG_OK)
+            drop_marks(r, tr.first_seq);
+    }
     pthread_mutex_lock(&r->mu);
     if (rc != RTLOG_OK) {
         r->stats.failures++;
@@ -226,6 +145,7 @@ static void check_once(rtlog_retention *r)
 static void *worker_main(void *arg)
 {
     rtlog_retention *r = arg;
+    check_once(r); /* marks what is stored now as appended now; applies the count limit */
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         struct timespec dl;
@@ -264,6 +184,8 @@ rtlog_err rtlog_retention_start(const rtlog_retention_opts *o, rtlog_retention *
     r->o.stream = r->stream;
     if (!r->o.interval_ms)
         r->o.interval_ms = DEF_INTERVAL_MS;
+    r->gap_ms = r->o.keep_ms / MARK_SPREAD > r->o.interval_ms ? r->o.keep_ms / MARK_SPREAD
+                                                               : r->o.interval_ms;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -301,5 +223,6 @@ void rtlog_retention_stop(rtlog_retention *r)
     pthread_join(r->thread, NULL);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
+    free(r->marks);
     free(r);
 }

@@ -1,7 +1,7 @@
 /* retention.h - the dashboard's retention worker (server-internal).
  *
  * A small thread that, every interval, looks at one stream's metadata and, when it holds
- * more events than the count limit or events older than the age limit, calls
+ * more events than the count limit or events appended longer ago than the age limit, calls
  * rtlog_store_trim(). It runs beside the lws thread, so the service thread never waits for
  * the trim's fsync, and talks to nobody else: subscribers learn of a trim from their next
  * read (replay's in-band reset), new subscribers from describe.
@@ -24,9 +24,9 @@ typedef struct rtlog_retention_opts {
     uint64_t keep_events; /* count limit; 0 = none. Trimmed back to this once the stream
                            * holds more than keep_events + keep_events / 16 (one write txn
                            * per 1/16th rather than one per append) */
-    uint64_t keep_ms;     /* age limit in ms; 0 = none. An event's time is its top-level
-                           * `timestamp` (RFC 3339), else alert.timestamp; an event with no
-                           * readable time goes only with a later event that is too old */
+    uint64_t keep_ms;     /* age limit in ms; 0 = none. Age = time since the event was
+                           * appended, as the worker saw it (see retention.c); events already
+                           * stored when the worker starts count as appended then */
     uint64_t interval_ms; /* time between checks; 0 = 10 s */
 } rtlog_retention_opts;
 
@@ -34,28 +34,9 @@ typedef struct rtlog_retention_opts {
 typedef struct rtlog_retention_stats {
     uint64_t trims;         /* trims that removed events */
     uint64_t events;        /* events removed in total */
-    uint64_t failures;      /* trims or scans that failed (logged) */
+    uint64_t failures;      /* checks or trims that failed (logged) */
     uint64_t first_seq;     /* the stream's earliest retained seq at the last check */
 } rtlog_retention_stats;
-
-/**
- * rtlog_retention_cut() - the seq retention would trim before, from a stream's metadata
- * and (for the age limit) its events: max(count cut, age cut); <= info->first_seq means
- * nothing is due. Pure policy, no trimming: the worker and the unit tests share it.
- * @now_ms: wall clock, Unix ms. @scan_max: events the age scan reads at most (0 = 4096).
- * Errors: those of rtlog_store_read() (the scan), with @ei.
- * Context: any thread; a few short read transactions.
- */
-rtlog_err rtlog_retention_cut(rtlog_store *st, const rtlog_stream_info *info,
-                              const rtlog_retention_opts *o, uint64_t now_ms, size_t scan_max,
-                              uint64_t *cut, rtlog_errinfo *ei);
-
-/**
- * rtlog_retention_time_ms() - parse an RFC 3339 date-time ("2026-01-10T14:23:45Z",
- * "2026-01-10T14:23:45.123+02:00"; 'T'/'t'/' ' and 'Z'/'z' accepted) into Unix ms.
- * @s/@len: borrowed. Returns 0 and sets @out, or -1 when it is not such a time.
- */
-int rtlog_retention_time_ms(const char *s, size_t len, int64_t *out);
 
 /**
  * rtlog_retention_start() - start the worker when a limit is set.

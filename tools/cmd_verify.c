@@ -83,6 +83,8 @@ static int verify_store(const char *data, const char *stream, const uint8_t *wan
     memset(&w, 0, sizeof w);
     w.st = st;
     w.stream = stream;
+    w.first_seq = info.first_seq;
+    memcpy(w.base, info.base_hash, sizeof w.base);
     w.last_seq = info.last_seq;
     rtlog_errinfo ei = {0};
     rtlog_err rc = rtlog_cli_walk_run(&w, &ei);
