@@ -9,6 +9,10 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { EventSource, rtlogBin } from './lib/harness.mjs';
 import { start, mint, post201, get, within, waitUntil, sseOpen, assertSseFrames, wsOpen,
     storedEvents, metricUpdate } from './lib/itest.mjs';
@@ -48,6 +52,43 @@ async function postEach(s, tok, events) {
 }
 
 const rtlog = (...args) => execFileSync(rtlogBin(), args, { encoding: 'utf8' });
+/** Run rtlog expecting exit 1; returns its stderr. */
+function rtlogFails(...args) {
+    try {
+        execFileSync(rtlogBin(), args, { encoding: 'utf8', stdio: 'pipe' });
+    } catch (e) {
+        assert.equal(e.status, 1, e.stderr);
+        return e.stderr;
+    }
+    throw new Error(`rtlog ${args.join(' ')} succeeded`);
+}
+
+/** Exports of the trimmed dashboard verify from their base (document: its own baseHash;
+ * NDJSON: --base, or the store), with tools/verify_chain.py too; a changed event does not. */
+function checkExports(s, st) {
+    const dir = mkdtempSync(join(tmpdir(), 'rtlog-dash-'));
+    try {
+        const doc = join(dir, 'd.json'), nd = join(dir, 'd.ndjson');
+        rtlog('export', '--data', s.dataDir, 'dashboard', '-o', doc);
+        rtlog('export', '--data', s.dataDir, 'dashboard', '--ndjson', '-o', nd);
+        assert.match(rtlog('verify', '--file', doc, '--head', st.headHash),
+            new RegExp(`^ok: .*: ${st.events} events, head ${st.headHash}; document hashes and headHash match; matches --head; seq ${st.firstSeq}\\.\\.${st.lastSeq} chained from base ${st.baseHash}`));
+        assert.match(rtlog('verify', '--data', s.dataDir, '--file', doc), /; matches the store's dashboard \(seq 7\.\.12\)/);
+        assert.match(rtlog('verify', '--file', nd, '--base', st.baseHash, '--head', st.headHash), /^ok: /);
+        assert.match(rtlog('verify', '--data', s.dataDir, '--file', nd, 'dashboard'), /matches the store's dashboard/);
+        assert.match(rtlogFails('verify', '--file', nd), /starts at seq 7 .*--base/);
+        const py = fileURLToPath(new URL('../../../tools/verify_chain.py', import.meta.url));
+        assert.equal(execFileSync('python3', [py, '--base', st.baseHash, nd], { encoding: 'utf8' }).trim(), st.headHash);
+        // One byte changed in an event: the document no longer verifies, and names it.
+        writeFileSync(doc, readFileSync(doc, 'utf8').replace('"pendingApprovals":7', '"pendingApprovals":8'));
+        assert.match(rtlogFails('verify', '--file', doc), /event seq 7 .*does not match/);
+        // A wrong base gives another chain: the published head no longer matches.
+        assert.match(rtlogFails('verify', '--file', nd, '--base', '0'.repeat(64), '--head', st.headHash),
+            /head does not match --head/);
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
 
 describe('dashboard: latest metric first, then live', () => {
     test('three metric_updates, an alert, a promotion_update; new WS and EventSource subscribers', async () => {
@@ -144,6 +185,8 @@ describe('dashboard retention', () => {
         const head = JSON.parse(doc.slice(0, doc.indexOf('"events":[')) + '"events":[]}');
         assert.equal(head.firstSeq, 7);
         assert.equal(head.baseHash, st.baseHash);
+        assert.equal(head.headHash, st.headHash);
+        checkExports(s, st);
     });
 
     test('age: events appended longer ago than the limit go, the latest metric_update stays', async () => {
