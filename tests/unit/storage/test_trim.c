@@ -5,6 +5,8 @@
  */
 #include "storage_test.h"
 
+#include <lmdb.h>
+
 static rtlog_store *open_store(const char *dir, int readonly)
 {
     rtlog_store_opts o = {.dir = dir, .readonly = readonly, .nosync = 1};
@@ -253,6 +255,72 @@ static void test_trim_errors(void **state)
     tmpdir_remove(dir);
 }
 
+/* Change the last byte of the stored entry holding @seq (a raw single: its msgpack ends with
+ * the "counter" fixint) behind the store's back, as an attacker with the file would. */
+static void tamper_single(const char *dir, const char *stream, uint64_t seq)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi streams, events;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "streams", 0, &streams), 0);
+    assert_int_equal(mdb_dbi_open(txn, "events", 0, &events), 0);
+    MDB_val k = {strlen(stream), (void *)stream}, d;
+    assert_int_equal(mdb_get(txn, streams, &k, &d), 0);
+    uint8_t key[16];
+    memcpy(key, (const uint8_t *)d.mv_data + 4, 8); /* the stream id, big-endian */
+    for (int i = 0; i < 8; i++)
+        key[8 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    MDB_val ek = {16, key}, ev;
+    assert_int_equal(mdb_get(txn, events, &ek, &ev), 0);
+    uint8_t *copy = malloc(ev.mv_size);
+    assert_non_null(copy);
+    memcpy(copy, ev.mv_data, ev.mv_size);
+    assert_int_equal(copy[0] & 0x0f, 0); /* CODEC_RAW */
+    assert_true(copy[ev.mv_size - 1] < 0x7f);
+    copy[ev.mv_size - 1]++;
+    MDB_val nv = {ev.mv_size, copy};
+    assert_int_equal(mdb_put(txn, events, &ek, &nv, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(copy);
+}
+
+/* A removed event must match its stored hash: a tampered one makes the trim fail and
+ * nothing is removed, so retention cannot erase the evidence. */
+static void test_trim_refuses_tampered(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_make();
+    rtlog_store *st = open_store(dir, 0);
+    const char *s = "workflow-runs/tampered";
+    append_singles(st, s, 5, 0, 0);
+    rtlog_store_close(st);
+    tamper_single(dir, s, 2);
+    st = open_store(dir, 0);
+    rtlog_errinfo ei = {0};
+    rtlog_trim_res tr = {0};
+    assert_int_equal(rtlog_store_trim(st, s, 4, &tr, &ei), RTLOG_E_CORRUPT);
+    if (!strstr(ei.text, "seq 2") || !strstr(ei.text, "nothing was trimmed"))
+        fail_msg("unexpected text: %s", ei.text);
+    rtlog_stream_info info;
+    assert_int_equal(rtlog_store_describe(st, s, &info, &ei), RTLOG_OK);
+    assert_int_equal(info.first_seq, 1);
+    assert_int_equal(info.event_count, 5);
+    tevs all = {0};
+    assert_int_equal(read_all(st, s, 1, 0, &all), RTLOG_OK);
+    assert_int_equal(all.n, 5);
+    tevs_free(&all);
+    /* Before the tampered event a trim still works. */
+    assert_int_equal(rtlog_store_trim(st, s, 2, &tr, &ei), RTLOG_OK);
+    assert_int_equal(tr.first_seq, 2);
+    rtlog_store_close(st);
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_trim_keeps_snapshot),
         cmocka_unit_test(test_trim_everything),
         cmocka_unit_test(test_trim_errors),
+        cmocka_unit_test(test_trim_refuses_tampered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
