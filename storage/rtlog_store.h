@@ -184,7 +184,10 @@ typedef int (*rtlog_read_cb)(void *ctx, const rtlog_event_view *ev);
  * One read transaction, opened and closed inside this call; long reads (export) call this
  * repeatedly in bounded chunks so no snapshot is pinned for long.
  * @next_seq: out (may be NULL), the seq to continue from.
- * @from_seq 0 means 1. Seqs are checked to be gapless as they are read.
+ * @from_seq 0 means 1; a @from_seq before the stream's first retained seq (retention,
+ * rtlog_store_trim) starts there: the first event passed then has a larger seq than asked,
+ * which a caller resuming a cursor must treat as a gap (replay sends a reset). Seqs are
+ * checked to be gapless as they are read.
  * Errors: RTLOG_E_NOTFOUND (stream never created), RTLOG_E_CORRUPT (a record fails its
  *         checks: @ei names the seq), RTLOG_E_NOMEM, RTLOG_E_IO.
  */
