@@ -198,9 +198,9 @@ describe('dashboard retention', () => {
         await ws.waitEvents(4);
         await waitUntil(async () => (await firstSeqMetric(s)) === 3, 15000, 'age retention to trim to seq 3');
         await postEach(s, tok, [promotion(5), metricUpdate(6), alert(7)]);
+        await ws.waitEvents(7);
         await waitUntil(async () => (await firstSeqMetric(s)) === 6, 15000, 'age retention to trim to seq 6');
         // The connected subscriber had seen everything: no reset, no gap, nothing twice.
-        await ws.waitEvents(7);
         ws.close();
         assert.deepEqual(ws.events().map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7]);
         assert.equal(ws.msgs.filter((m) => m.type === 'reset').length, 0);
