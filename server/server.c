@@ -1085,15 +1085,6 @@ static int open_all(struct srv *s)
     rtlog_append_req dash = {.stream = "dashboard", .n = 0};
     if (rtlog_store_append(s->store, &dash, NULL, &ei) != RTLOG_OK)
         LOG_WARN("cannot create the dashboard stream: %s", ei.text);
-    rtlog_retention_opts reo = {.store = s->store,
-                                .stream = "dashboard",
-                                .keep_events = s->cfg.dashboard_retain_events,
-                                .keep_ms = s->cfg.dashboard_retain_ms,
-                                .interval_ms = s->cfg.dashboard_retain_interval_ms};
-    if (rtlog_retention_start(&reo, &s->retention) != RTLOG_OK) {
-        LOG_ERR("cannot start the dashboard retention worker");
-        return -1;
-    }
     return 0;
 }
 
@@ -1205,6 +1196,22 @@ static void drain(struct srv *s)
             break;
 }
 
+/* Dashboard retention: its own thread trims the dashboard (README "Dashboard retention").
+ * Stopped before the store closes, in rtlog_server_run(). */
+static int retention_start(struct srv *s)
+{
+    rtlog_retention_opts o = {.store = s->store,
+                              .stream = "dashboard",
+                              .keep_events = s->cfg.dashboard_retain_events,
+                              .keep_ms = s->cfg.dashboard_retain_ms,
+                              .interval_ms = s->cfg.dashboard_retain_interval_ms};
+    if (rtlog_retention_start(&o, &s->retention) != RTLOG_OK) {
+        LOG_ERR("cannot start the dashboard retention worker");
+        return -1;
+    }
+    return 0;
+}
+
 int rtlog_server_run(const rtlog_server_config *cfg)
 {
     int ret = 1;
@@ -1223,7 +1230,7 @@ int rtlog_server_run(const rtlog_server_config *cfg)
         LOG_ERR("bad --listen value");
         goto out;
     }
-    if (open_all(s))
+    if (open_all(s) || retention_start(s))
         goto out;
 
     struct sigaction sa;
