@@ -483,6 +483,16 @@ static int fill_read_cb(void *ctx, const rtlog_event_view *ev)
         s->st->last_seq = ev->seq; /* committed, its note is on the way */
     if (ev->seq <= s->cursor)
         return 0; /* defensive: never hand out an event twice */
+    if (ev->seq > s->cursor + 1) {
+        /* Retention removed events this subscriber had not yet seen (the store reads from
+         * its first retained seq): never a silent gap. Say so in-band, then go on from
+         * here (CONTRACT "Resuming"). The fill loop emits the reset and reads again. */
+        s->reset_pending = 1;
+        s->reset_first = ev->seq;
+        s->reset_last = s->st->last_seq;
+        s->cursor = ev->seq - 1;
+        return 1;
+    }
     if (!s->follow && ev->seq > s->target)
         return 1; /* follow=false: what was stored at open, nothing after */
     /* Do not render an event there is certainly no room for. */
@@ -779,6 +789,20 @@ rtlog_err rtlog_replay_open(rtlog_replay *e, const rtlog_replay_req *req, rtlog_
     return RTLOG_OK;
 }
 
+/* Write the pending reset message (it always fits: a control message is not charged to
+ * the frame budget's byte limit, like the reset at open never was). */
+static rtlog_err fill_reset(struct fill *fl)
+{
+    rtlog_replay_sub *s = fl->s;
+    rtlog_err rc = reset_emit(s, fl->out);
+    if (rc != RTLOG_OK)
+        return rtlog_errinfo_set(fl->ei, rc, -1, NULL, "out of memory writing a frame");
+    s->reset_pending = 0;
+    fl->frames++;
+    s->e->stats.resets++;
+    return RTLOG_OK;
+}
+
 rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_bytes,
                             size_t max_frames, rtlog_replay_state *state, size_t *nframes,
                             rtlog_errinfo *ei)
@@ -795,20 +819,20 @@ rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_byte
         *state = RTLOG_REPLAY_END;
         return RTLOG_OK;
     }
-    if (s->reset_pending) {
-        if ((rc = reset_emit(s, out)) != RTLOG_OK) {
-            *state = RTLOG_REPLAY_MORE;
-            return rtlog_errinfo_set(ei, rc, -1, NULL, "out of memory writing a frame");
-        }
-        s->reset_pending = 0;
-        fl.frames++;
-        e->stats.resets++;
+    if (s->reset_pending && (rc = fill_reset(&fl)) != RTLOG_OK) {
+        *state = RTLOG_REPLAY_MORE;
+        return rc;
     }
 
     unsigned reads = 0;
     uint64_t head = s->follow || s->target > st->last_seq ? st->last_seq : s->target;
     while (!fl.full && s->cursor < head && fill_has_room(&fl, 0) &&
            reads < MAX_READS_PER_FILL) {
+        if (s->reset_pending) { /* a read found events removed by retention */
+            if ((rc = fill_reset(&fl)) != RTLOG_OK)
+                break;
+            continue;
+        }
         uint64_t next = s->cursor + 1;
         struct frame *f = ring_get(st, next);
         if (f && !(s->personal_type && personal_match(s, &f->h) && filter_pass(s, &f->h))) {
@@ -825,15 +849,27 @@ rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_byte
         uint64_t before = s->cursor;
         fl.seen = 0;
         fl.err = RTLOG_OK;
+        uint64_t nseq = next;
         rc = rtlog_store_read(e->store, st->name, next, e->chunk_events, e->chunk_bytes,
-                              fill_read_cb, &fl, NULL, ei);
+                              fill_read_cb, &fl, &nseq, ei);
         if (rc == RTLOG_OK)
             rc = fl.err;
         if (rc != RTLOG_OK)
             break;
+        if (fl.seen == 0 && nseq > next && !s->reset_pending) {
+            /* Retention removed every event after the cursor (first_seq passed it with
+             * nothing left to read): the same in-band reset, then wait at the head. */
+            s->reset_pending = 1;
+            s->reset_first = nseq;
+            s->reset_last = st->last_seq;
+            s->cursor = nseq - 1;
+            continue;
+        }
         if (s->cursor == before && !fl.full)
             break; /* the store has nothing after the cursor yet: wait for a note */
     }
+    if (rc == RTLOG_OK && s->reset_pending)
+        rc = fill_reset(&fl); /* retention left nothing after the cursor: the loop ended */
     if (nframes)
         *nframes = fl.frames;
     if (rc != RTLOG_OK) {

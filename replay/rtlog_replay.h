@@ -109,9 +109,12 @@ typedef struct rtlog_replay_req {
  *         cannot honour (beyond its head, e.g. after a restore, or older than retained
  *         history) is not an error: the first frame is the control message
  *         {"type":"reset","earliestSeq":F,"lastSeq":L} (SSE: `event: reset`, no id line),
- *         then delivery starts at F. Without a cursor delivery starts at seq 1, except for
- *         "dashboard", which starts at its latest metric_update (the stream's snapshot) or,
- *         when it has none, with the next live event.
+ *         then delivery starts at F. Without a cursor delivery starts at the first retained
+ *         seq (1 until retention trims the stream), except for "dashboard", which starts at
+ *         its latest metric_update (the stream's snapshot) or, when it has none, with the
+ *         next live event. A subscriber that retention overtakes later (rtlog_store_trim
+ *         removed events after its cursor) gets the same reset, with F = the first event
+ *         still there, before that event: never a silent gap.
  * @out:   owned by the caller; close with rtlog_replay_close().
  * Errors: RTLOG_E_NOTFOUND (stream never created), RTLOG_E_INVAL (bad request: no stream,
  *         bad format, empty type in @types), RTLOG_E_NOMEM, RTLOG_E_IO / RTLOG_E_CORRUPT

@@ -110,6 +110,18 @@ static const setting table[] = {
     {"nosync", "RTLOG_NOSYNC", T_BOOL, OFF(nosync), "false", 0, 1,
      "skip fsync on commit (tests and benchmarks only: acknowledged events may be lost "
      "on a machine crash)"},
+    {"dashboard-retain-events", "RTLOG_DASHBOARD_RETAIN_EVENTS", T_UINT,
+     OFF(dashboard_retain_events), "10000", 0, 1000000000000ull,
+     "retention of the dashboard stream: keep about this many newest events (trimmed back to "
+     "it once over by 1/16; the latest metric_update and what follows it always stay); "
+     "0 = no count limit"},
+    {"dashboard-retain-seconds", "RTLOG_DASHBOARD_RETAIN_SECONDS", T_DUR,
+     OFF(dashboard_retain_ms), "168h", 0, 100ull * 365 * 24 * 3600000,
+     "retention of the dashboard stream: remove events whose timestamp is older than this "
+     "(seconds or 90m, 24h; default 7 days); 0 = no age limit"},
+    {"dashboard-retain-interval", "RTLOG_DASHBOARD_RETAIN_INTERVAL", T_DUR,
+     OFF(dashboard_retain_interval_ms), "10", 100, 3600000,
+     "how often dashboard retention is checked (seconds)"},
     {"log-level", "RTLOG_LOG_LEVEL", T_STR, OFF(log_level), "info", 0, 0,
      "error, warn, info or debug (logs go to stderr; tokens are never logged)"},
 };

@@ -139,6 +139,9 @@ typedef struct rtlog_server_config {
     uint64_t sse_write_bytes;           /* bytes of SSE frames per socket write */
     uint64_t fd_limit;                  /* lws fd table size */
     uint64_t nosync;                    /* 1 = no fsync (tests/benchmarks only) */
+    uint64_t dashboard_retain_events;   /* dashboard count limit; 0 = none */
+    uint64_t dashboard_retain_ms;       /* dashboard age limit (ms); 0 = none */
+    uint64_t dashboard_retain_interval_ms; /* time between retention checks */
     char log_level[RTLOG_CFG_STR_MAX];  /* "error" | "warn" | "info" | "debug" */
     char config_file[RTLOG_CFG_STR_MAX]; /* the --config FILE in effect ("" = none) */
     char secrets_key[RTLOG_CFG_STR_MAX]; /* key file sealing agents' credentials; "" = the

@@ -16,6 +16,7 @@
 #include "server_int.h"
 
 #include "log.h"
+#include "retention.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -722,6 +723,14 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
       "rtlog_agent_tasks %zu", s->tasks ? rtlog_tasks_count(s->tasks) : (size_t)0);
     G("rtlog_draining", "Whether the server is draining for shutdown.", "rtlog_draining %d",
       s->draining);
+    rtlog_retention_stats ts;
+    rtlog_retention_get_stats(s->retention, &ts);
+    C("rtlog_dashboard_trimmed_events_total", "Dashboard events removed by retention.",
+      ts.events);
+    C("rtlog_dashboard_trim_failures_total", "Dashboard retention checks that failed.",
+      ts.failures);
+    G("rtlog_dashboard_first_seq", "Earliest retained dashboard seq at the last check.",
+      "rtlog_dashboard_first_seq %" PRIu64, ts.first_seq);
 #undef G
 #undef C
 }
@@ -1198,6 +1207,22 @@ static void drain(struct srv *s)
             break;
 }
 
+/* Dashboard retention: its own thread trims the dashboard (README "Dashboard retention").
+ * Stopped before the store closes, in rtlog_server_run(). */
+static int retention_start(struct srv *s)
+{
+    rtlog_retention_opts o = {.store = s->store,
+                              .stream = "dashboard",
+                              .keep_events = s->cfg.dashboard_retain_events,
+                              .keep_ms = s->cfg.dashboard_retain_ms,
+                              .interval_ms = s->cfg.dashboard_retain_interval_ms};
+    if (rtlog_retention_start(&o, &s->retention) != RTLOG_OK) {
+        LOG_ERR("cannot start the dashboard retention worker");
+        return -1;
+    }
+    return 0;
+}
+
 int rtlog_server_run(const rtlog_server_config *cfg)
 {
     int ret = 1;
@@ -1216,7 +1241,7 @@ int rtlog_server_run(const rtlog_server_config *cfg)
         LOG_ERR("bad --listen value");
         goto out;
     }
-    if (open_all(s))
+    if (open_all(s) || retention_start(s))
         goto out;
 
     struct sigaction sa;
@@ -1258,6 +1283,8 @@ out:
         lws_sul_cancel(s->tick_sul);
     if (s->gen_sul && s->ctx)
         lws_sul_cancel(s->gen_sul);
+    rtlog_retention_stop(s->retention); /* it trims through the store: stop it first */
+    s->retention = NULL;
     if (s->store) {
         /* Finishes queued appends; their completions land in the queue (freed below). */
         rtlog_store_on_commit(s->store, NULL, NULL);

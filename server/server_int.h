@@ -140,6 +140,7 @@ struct srv {
     struct lws_context *ctx;
     struct lws_vhost *vh;
     rtlog_store *store;
+    struct rtlog_retention *retention; /* owned; NULL when dashboard retention is off */
     rtlog_auth *auth;
     rtlog_replay *replay;
 

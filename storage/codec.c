@@ -13,12 +13,18 @@
 
 /* ---- stream metadata ---------------------------------------------------------------------- */
 
-#define META_VERSION 1u
+/* Version 1 (160 bytes) is every stream's record until retention first trims it; version 2
+ * (192 bytes) adds base_hash = h(first_seq - 1) at offset 160. A stream that was never
+ * trimmed keeps writing version 1, so stores stay readable by builds that predate
+ * retention; only trimmed streams need this build. */
+#define META_V1 1u
+#define META_V2 2u
 
-void st_meta_encode(const st_meta *m, uint8_t out[META_SIZE])
+size_t st_meta_encode(const st_meta *m, uint8_t out[META_MAX])
 {
-    memset(out, 0, META_SIZE);
-    out[0] = META_VERSION;
+    int v2 = m->first_seq > 1;
+    memset(out, 0, META_MAX);
+    out[0] = v2 ? META_V2 : META_V1;
     out[1] = m->kind;
     out[2] = m->sealed;
     const uint64_t v[11] = {m->id,         m->created_ms,   m->first_seq, m->last_seq,
@@ -29,12 +35,16 @@ void st_meta_encode(const st_meta *m, uint8_t out[META_SIZE])
     size_t sl = strnlen(m->status, sizeof m->status - 1);
     memcpy(out + 92, m->status, sl);
     memcpy(out + 124, m->head, 32);
+    if (!v2)
+        return META_SIZE;
+    memcpy(out + META_SIZE, m->base, 32);
+    return META_MAX;
 }
 
 int st_meta_decode(const void *p, size_t len, st_meta *m)
 {
     const uint8_t *b = p;
-    if (len != META_SIZE || b[0] != META_VERSION)
+    if (len < 1 || !((len == META_SIZE && b[0] == META_V1) || (len == META_MAX && b[0] == META_V2)))
         return -1;
     memset(m, 0, sizeof *m);
     m->kind = b[1];
@@ -47,7 +57,12 @@ int st_meta_decode(const void *p, size_t len, st_meta *m)
     memcpy(m->status, b + 92, 31);
     m->status[31] = '\0';
     memcpy(m->head, b + 124, 32);
+    if (b[0] == META_V2)
+        memcpy(m->base, b + META_SIZE, 32);
     if (m->kind > RTLOG_KIND_DASHBOARD || m->sealed > 1 || m->id == 0)
+        return -1;
+    /* first_seq may pass last_seq by one (everything trimmed), never more; v1 means 1. */
+    if (m->first_seq == 0 || m->first_seq > m->last_seq + 1 || (b[0] == META_V1 && m->first_seq != 1))
         return -1;
     return 0;
 }
@@ -69,6 +84,7 @@ void st_meta_to_info(const char *name, size_t len, const st_meta *m, rtlog_strea
     out->sealed = m->sealed;
     memcpy(out->final_status, m->status, sizeof out->final_status);
     memcpy(out->head_hash, m->head, 32);
+    memcpy(out->base_hash, m->base, 32);
 }
 
 /* ---- entry values --------------------------------------------------------------------------- */

@@ -113,6 +113,39 @@ rtlog_err rtlog_store_append(rtlog_store *st, const rtlog_append_req *req, rtlog
  */
 rtlog_err rtlog_store_seal(rtlog_store *st, const char *stream, rtlog_errinfo *ei);
 
+/* What a trim did. */
+typedef struct rtlog_trim_res {
+    uint64_t first_seq; /* earliest retained seq after the call */
+    uint64_t removed;   /* events this call removed (0: nothing was due) */
+} rtlog_trim_res;
+
+/**
+ * rtlog_store_trim() - retention: remove the oldest events of @stream, those with
+ * seq < @before_seq, so the stream cannot grow without bound.
+ * What goes: a prefix of the stream, never an event with seq >= @before_seq, never the
+ * stream's latest RTLOG_REC_SNAPSHOT event (snapshot_seq; a new dashboard subscriber
+ * starts there) nor anything after it, never more than up to last_seq (first_seq becomes
+ * at most last_seq + 1). A backend may keep more than asked: the LMDB backend removes whole
+ * stored entries only (a block of up to 256 events goes when its last event is before
+ * @before_seq), so up to 255 events below @before_seq can stay; a Redis Streams backend
+ * maps this to XTRIM MINID. Seqs are never reused: appends continue at last_seq + 1.
+ * Hash chain: the store keeps base_hash = h(first_seq - 1) (rtlog_stream_info), recomputed
+ * from the removed events, each checked against its stored hash first: the retained events
+ * stay verifiable from it, and a removed event that does not match its hash makes the trim
+ * fail (RTLOG_E_CORRUPT naming the seq) and removes nothing, so tampering is not erased.
+ * @res: out (may be NULL). @before_seq <= first_seq is not an error: nothing is removed.
+ * Errors: RTLOG_E_NOTFOUND (never created), RTLOG_E_CORRUPT, RTLOG_E_INVAL (readonly store,
+ *         bad name), RTLOG_E_FULL, RTLOG_E_IO, RTLOG_E_NOMEM. On any error nothing changed.
+ * Runs in the writer thread's next write txn, like an append, and returns once the commit
+ * is durable: call it from a thread that may wait for an fsync (not an event loop), never
+ * from a completion callback. Subscribers get no commit note (last_seq does not move);
+ * a subscriber whose cursor falls before the new first_seq sees a gap on its next read,
+ * which replay turns into a `reset` (CONTRACT "Resuming").
+ * Source: CONTRACT.md "Resuming" (older than retained history); README "Dashboard retention".
+ */
+rtlog_err rtlog_store_trim(rtlog_store *st, const char *stream, uint64_t before_seq,
+                           rtlog_trim_res *res, rtlog_errinfo *ei);
+
 /* One stream touched by a commit: what a subscriber needs to know to wake up. */
 typedef struct rtlog_commit_note {
     const char *stream; /* borrowed for the call */
@@ -151,7 +184,10 @@ typedef int (*rtlog_read_cb)(void *ctx, const rtlog_event_view *ev);
  * One read transaction, opened and closed inside this call; long reads (export) call this
  * repeatedly in bounded chunks so no snapshot is pinned for long.
  * @next_seq: out (may be NULL), the seq to continue from.
- * @from_seq 0 means 1. Seqs are checked to be gapless as they are read.
+ * @from_seq 0 means 1; a @from_seq before the stream's first retained seq (retention,
+ * rtlog_store_trim) starts there: the first event passed then has a larger seq than asked,
+ * which a caller resuming a cursor must treat as a gap (replay sends a reset). Seqs are
+ * checked to be gapless as they are read.
  * Errors: RTLOG_E_NOTFOUND (stream never created), RTLOG_E_CORRUPT (a record fails its
  *         checks: @ei names the seq), RTLOG_E_NOMEM, RTLOG_E_IO.
  */
@@ -163,7 +199,8 @@ typedef struct rtlog_stream_info {
     char stream[RTLOG_STREAM_MAX]; /* canonical name */
     rtlog_kind kind;
     uint64_t created_ms;    /* Unix ms of creation */
-    uint64_t first_seq;     /* earliest retained seq (1 until retention exists) */
+    uint64_t first_seq;     /* earliest retained seq: 1 until rtlog_store_trim() removed the
+                             * events before it; last_seq + 1 when all were removed */
     uint64_t last_seq;      /* 0 = empty */
     uint64_t event_count;
     uint64_t stored_bytes;  /* bytes of stored values (compressed records and headers) */
@@ -172,6 +209,8 @@ typedef struct rtlog_stream_info {
     int sealed;
     char final_status[32];  /* status of the sealing event, "" if none */
     uint8_t head_hash[32];  /* h(last_seq); 32 zero bytes for an empty stream */
+    uint8_t base_hash[32];  /* h(first_seq - 1): the chain of the retained events starts
+                             * from it; 32 zero bytes (h0) while first_seq is 1 */
 } rtlog_stream_info;
 
 /**

@@ -426,6 +426,7 @@ void rtlog_store_close(rtlog_store *st)
     rtlog_buf_free(&st->wdec);
     rtlog_buf_free(&st->wscratch);
     rtlog_buf_free(&st->wblk);
+    rtlog_buf_free(&st->wline);
     free(st->titems);
     free(st->group);
     free(st->wslots);

@@ -1,7 +1,8 @@
 /* store_int.h - what the files of storage/ share; no other module includes it.
  *
  * On-disk layout (one LMDB environment per data directory, DESIGN.md "Storage layout"):
- *   streams: canonical stream name -> st_meta, fixed-size big-endian record (META_SIZE bytes)
+ *   streams: canonical stream name -> st_meta, fixed-size big-endian record (META_SIZE bytes,
+ *            or META_MAX once retention trimmed the stream: codec.c)
  *   events:  stream id (u64 BE) || seq (u64 BE) -> one "entry" holding 1..256 events; the key's
  *            seq is the LAST seq of the entry, so MDB_SET_RANGE(id, s) lands on the entry that
  *            holds s (blocks never overlap and are contiguous).
@@ -47,13 +48,14 @@
 #define RECORD_MAX       (256u * 1024u * 1024u) /* sanity cap on a stored size read back */
 #define TXN_VALUE_BYTES  (64u * 1024u * 1024u)  /* writer: value bytes per write txn */
 #define KEY_SIZE         16u
-#define META_SIZE        160u
+#define META_SIZE        160u /* metadata version 1 */
+#define META_MAX         192u /* metadata version 2: + base hash (codec.c) */
 
 /* Stream metadata as stored in `streams` (decoded). */
 typedef struct st_meta {
     uint64_t id;           /* numeric stream id, prefix of its event keys */
     uint64_t created_ms;   /* Unix ms */
-    uint64_t first_seq;    /* 1 */
+    uint64_t first_seq;    /* earliest retained seq: 1 until trimmed (trim.c) */
     uint64_t last_seq;     /* 0 = empty */
     uint64_t count;        /* events */
     uint64_t stored_bytes; /* sum of entry value sizes */
@@ -66,6 +68,7 @@ typedef struct st_meta {
     uint8_t sealed;
     char status[32];  /* NUL-terminated final status */
     uint8_t head[32]; /* h(last_seq) */
+    uint8_t base[32]; /* h(first_seq - 1): where the retained chain starts; zeros at 1 */
 } st_meta;
 
 /* A reader context: a reset read txn with its cursor, a decompression context and a buffer.
@@ -98,7 +101,7 @@ typedef struct st_entry {
     uint64_t mp_bytes; /* msgpack bytes of its records */
 } st_entry;
 
-enum { OP_APPEND = 1, OP_SEAL };
+enum { OP_APPEND = 1, OP_SEAL, OP_TRIM };
 
 /* One queued append (or seal). Owned by the queue, then by the writer, freed after its
  * completion ran. */
@@ -113,6 +116,9 @@ typedef struct st_req {
     uint64_t expected;
     int has_expected;
     size_t bad_seal; /* 0, or 1 + index of a record that follows the sealing record */
+    uint64_t before;          /* OP_TRIM: remove seqs below this */
+    rtlog_trim_res *trim_out; /* OP_TRIM: filled by the writer before the completion runs;
+                               * borrowed from the waiting caller */
     rtlog_append_cb cb;
     void *ctx;
     rtlog_buf vals; /* encoded entries back to back (hash slots zero) */
@@ -174,6 +180,7 @@ struct rtlog_store {
     rtlog_buf wdec;          /* compaction: one decompressed tail entry */
     rtlog_buf wscratch;      /* compaction: a block's uncompressed payload */
     rtlog_buf wblk;          /* compaction: a block value */
+    rtlog_buf wline;         /* trim: one removed event's JSON line */
     struct st_titem *titems; /* compaction: the tail's entries */
     size_t titems_cap;
     st_req **group; /* the requests taken for the current group commit */
@@ -244,9 +251,9 @@ static inline size_t varint_get(const uint8_t *p, size_t avail, uint64_t *v)
 
 /* ---- shared functions (codec.c, store.c) ----------------------------------------------- */
 
-/* Encode/decode stream metadata. decode returns 0, or -1 if the bytes are not a META_SIZE
- * record of a known version. */
-void st_meta_encode(const st_meta *m, uint8_t out[META_SIZE]);
+/* Encode/decode stream metadata. encode returns the record's size (META_SIZE or META_MAX);
+ * decode returns 0, or -1 if the bytes are not a record of a known version. */
+size_t st_meta_encode(const st_meta *m, uint8_t out[META_MAX]);
 int st_meta_decode(const void *p, size_t len, st_meta *m);
 void st_meta_to_info(const char *name, size_t len, const st_meta *m, rtlog_stream_info *out);
 
@@ -298,6 +305,11 @@ void st_read_end(rtlog_store *st, st_reader *r);
 
 /* Adopt a map size grown by another process (gate taken exclusive inside). */
 int st_adopt_mapsize(rtlog_store *st);
+
+/* trim.c: apply an OP_TRIM request to stream metadata @m inside the writer's @txn. Returns 0
+ * when done (r->rc set on a refusal, nothing written then; *changed = 1 when @m changed and
+ * must be stored) or an LMDB/errno code that must abort the txn. */
+int st_trim_apply(rtlog_store *st, MDB_txn *txn, st_meta *m, st_req *r, int *changed);
 
 /* writer.c */
 int st_writer_start(rtlog_store *st);

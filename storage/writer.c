@@ -156,9 +156,9 @@ static int wtab_flush(rtlog_store *st, MDB_txn *txn)
         st_wstream *w = &st->wtab[i];
         if (!w->dirty)
             continue;
-        uint8_t b[META_SIZE];
-        st_meta_encode(&w->m, b);
-        MDB_val k = {w->len, w->name}, d = {META_SIZE, b};
+        uint8_t b[META_MAX];
+        size_t blen = st_meta_encode(&w->m, b);
+        MDB_val k = {w->len, w->name}, d = {blen, b};
         int rc = mdb_put(txn, st->dbi_streams, &k, &d, 0);
         if (rc)
             return rc;
@@ -316,6 +316,19 @@ static int apply(rtlog_store *st, MDB_txn *txn, st_req *r)
     r->res.last_seq = last;
     r->res.sealed = w->exists && m->sealed;
 
+    if (r->op == OP_TRIM) {
+        if (!w->exists) {
+            r->rc = rtlog_errinfo_set(&r->ei, RTLOG_E_NOTFOUND, -1, NULL,
+                                      "stream %s does not exist", r->stream);
+            return 0;
+        }
+        int changed = 0;
+        if ((rc = st_trim_apply(st, txn, m, r, &changed)))
+            return rc;
+        if (changed)
+            w->dirty = 1; /* not touched: last_seq did not move, no commit note */
+        return 0;
+    }
     if (r->op == OP_SEAL) {
         if (!w->exists) {
             r->rc = rtlog_errinfo_set(&r->ei, RTLOG_E_NOTFOUND, -1, NULL,
@@ -870,6 +883,36 @@ rtlog_err rtlog_store_append(rtlog_store *st, const rtlog_append_req *req, rtlog
         return rc;
     }
     return wait_for(&w, res, ei);
+}
+
+rtlog_err rtlog_store_trim(rtlog_store *st, const char *stream, uint64_t before_seq,
+                           rtlog_trim_res *res, rtlog_errinfo *ei)
+{
+    if (!st)
+        return rtlog_errinfo_set(ei, RTLOG_E_INVAL, -1, NULL, "missing argument");
+    st_req *r;
+    rtlog_err rc = req_new(st, stream, &r, ei);
+    if (rc)
+        return rc;
+    rtlog_trim_res out = {0};
+    waiter w = {.done = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    r->op = OP_TRIM;
+    r->before = before_seq;
+    r->trim_out = &out;
+    r->cb = wake;
+    r->ctx = &w;
+    if ((rc = enqueue(st, r, ei))) {
+        req_free(r);
+        pthread_mutex_destroy(&w.mu);
+        pthread_cond_destroy(&w.cv);
+        return rc;
+    }
+    rc = wait_for(&w, NULL, ei);
+    if (res) /* a failed txn may have filled @out before it was rolled back */
+        *res = rc ? (rtlog_trim_res){0, 0} : out;
+    return rc;
 }
 
 rtlog_err rtlog_store_seal(rtlog_store *st, const char *stream, rtlog_errinfo *ei)

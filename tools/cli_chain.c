@@ -127,7 +127,7 @@ rtlog_err rtlog_cli_walk_run(rtlog_cli_walk *w, rtlog_errinfo *ei)
     walk_state s;
     memset(&s, 0, sizeof s);
     s.w = w;
-    s.next = 1;
+    s.next = w->first_seq ? w->first_seq : 1;
     w->events = 0;
     w->problems = 0;
     w->problem_seq = 0;
@@ -135,6 +135,7 @@ rtlog_err rtlog_cli_walk_run(rtlog_cli_walk *w, rtlog_errinfo *ei)
     rtlog_err rc = rtlog_cli_chain_init(&s.chain);
     if (rc != RTLOG_OK)
         goto out;
+    memcpy(s.chain.h, w->base, sizeof s.chain.h); /* h(first_seq - 1): zeros at seq 1 */
 
     while (s.next <= w->last_seq && !s.beyond) {
         uint64_t left = w->last_seq - s.next + 1;

@@ -145,6 +145,10 @@ typedef struct rtlog_cli_walk {
     /* inputs */
     rtlog_store *st;             /* borrowed */
     const char *stream;          /* borrowed */
+    uint64_t first_seq;          /* first seq to walk: the stream's first retained seq
+                                  * (rtlog_stream_info.first_seq); 0 = 1 */
+    uint8_t base[32];            /* h(first_seq - 1) the chain starts from (the stream's
+                                  * base_hash); zeros for seq 1 */
     uint64_t last_seq;           /* snapshot point: events after it are not walked */
     rtlog_cli_line_cb on_line;   /* may be NULL */
     rtlog_cli_chunk_cb on_chunk; /* may be NULL */
@@ -159,7 +163,8 @@ typedef struct rtlog_cli_walk {
 } rtlog_cli_walk;
 
 /**
- * rtlog_cli_walk_run() - read @w->stream from seq 1 to @w->last_seq in bounded chunks
+ * rtlog_cli_walk_run() - read @w->stream from @w->first_seq (after retention trimmed the
+ * stream; the chain starts from @w->base there) to @w->last_seq in bounded chunks
  * (RTLOG_CLI_CHUNK_EVENTS per read transaction, so no snapshot is held while on_chunk
  * writes), render every event with rtlog_schema_render(.., seq, RTLOG_JSON_REDACT),
  * extend the chain and compare each event's stored hash8. Gaps in seq, records that do

@@ -45,6 +45,12 @@ static void usage_text(void)
            "not match. The chain: h0 = 32 zero bytes, h(n) = SHA-256(h(n-1) || line n of the\n"
            "--ndjson export without its newline).\n"
            "\n"
+           "A stream that retention trimmed (the dashboard) starts after seq 1: the document\n"
+           "then also has \"firstSeq\" (its first event's seq) and \"baseHash\" (hex of\n"
+           "h(firstSeq-1), where its chain starts) right before \"events\", and \"hashes\"\n"
+           "holds h(firstSeq)..h(lastSeq). Verify an --ndjson export of it with\n"
+           "`rtlog verify --file F --base HEX` (or with the stream still in --data).\n"
+           "\n"
            "Options:\n"
            "  --data DIR     data directory (default ./rtlog-data; environment RTLOG_DATA;\n"
            "                 the flag wins)\n"
@@ -173,17 +179,25 @@ int rtlog_cmd_export(int argc, char **argv)
 
     char head_hex[RTLOG_CLI_HASH_HEX];
     rtlog_cli_hex(info.head_hash, 32, head_hex);
+    /* A trimmed stream (retention) says where its events start and the chain value before
+     * them; an untrimmed one is written exactly as before retention existed. */
+    char base_hex[RTLOG_CLI_HASH_HEX], trimmed[32 + RTLOG_CLI_HASH_HEX] = "";
+    if (info.first_seq > 1)
+        snprintf(trimmed, sizeof trimmed, ",\"firstSeq\":%" PRIu64 ",\"baseHash\":\"%s\"",
+                 info.first_seq, rtlog_cli_hex(info.base_hash, 32, base_hex));
     if (!ndjson)
         fprintf(out.f,
                 "{\"stream\":\"%s\",\"sealed\":%s,\"lastSeq\":%" PRIu64
-                ",\"headHash\":\"%s\",\"events\":[",
-                info.stream, info.sealed ? "true" : "false", info.last_seq, head_hex);
+                ",\"headHash\":\"%s\"%s,\"events\":[",
+                info.stream, info.sealed ? "true" : "false", info.last_seq, head_hex, trimmed);
 
     rtlog_cli_progress_start(&s.prog, CMD, stream);
     rtlog_cli_walk w;
     memset(&w, 0, sizeof w);
     w.st = st;
     w.stream = stream;
+    w.first_seq = info.first_seq;
+    memcpy(w.base, info.base_hash, sizeof w.base);
     w.last_seq = info.last_seq;
     w.on_line = on_line;
     w.on_chunk = on_chunk;

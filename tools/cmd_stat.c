@@ -21,31 +21,35 @@ static void usage_text(void)
            "Show one stream's metadata: name, kind, created (RFC 3339, UTC), first and last\n"
            "seq, events, sealed/open and the final status of the sealing event, the latest\n"
            "snapshot seq (dashboard metric_update), raw bytes (canonical JSON lines) vs stored\n"
-           "bytes (after compression) and their ratio, and the hash-chain head h(last seq).\n"
+           "bytes (after compression) and their ratio, the hash-chain head h(last seq), and\n"
+           "the base hash h(first seq - 1) the retained events' chain starts from (zeros\n"
+           "until retention trims the stream: the dashboard).\n"
            "\n"
            "Options:\n"
            "  --data DIR   data directory (default ./rtlog-data; environment RTLOG_DATA;\n"
            "               the flag wins)\n"
            "  --json       one JSON object: {\"stream\",\"kind\",\"created\",\"createdMs\",\n"
            "               \"firstSeq\",\"lastSeq\",\"events\",\"sealed\",\"finalStatus\",\n"
-           "               \"snapshotSeq\",\"rawBytes\",\"storedBytes\",\"ratio\",\"headHash\"}\n"
+           "               \"snapshotSeq\",\"rawBytes\",\"storedBytes\",\"ratio\",\"headHash\",\n"
+           "               \"baseHash\"}\n"
            "  -h, --help   show this help\n"
            "\n"
            "Exit status: 0 ok, 1 failure (e.g. stream not found), 2 usage error.\n");
 }
 
-static int print_json(const rtlog_stream_info *s, const char *head, const char *created,
-                      double ratio)
+static int print_json(const rtlog_stream_info *s, const char *head, const char *base,
+                      const char *created, double ratio)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s, s:I, s:I, s:I, s:o, "
-                          "s:s}",
+                          "s:s, s:s}",
                           "stream", s->stream, "kind", rtlog_kind_name(s->kind), "created", created,
                           "createdMs", (json_int_t)s->created_ms, "firstSeq",
                           (json_int_t)s->first_seq, "lastSeq", (json_int_t)s->last_seq, "events",
                           (json_int_t)s->event_count, "sealed", s->sealed, "finalStatus",
                           s->final_status, "snapshotSeq", (json_int_t)s->snapshot_seq, "rawBytes",
                           (json_int_t)s->raw_bytes, "storedBytes", (json_int_t)s->stored_bytes,
-                          "ratio", ratio > 0 ? json_real(ratio) : json_null(), "headHash", head);
+                          "ratio", ratio > 0 ? json_real(ratio) : json_null(), "headHash", head,
+                          "baseHash", base);
     if (!o)
         return -1;
     int rc = json_dumpf(o, stdout, JSON_COMPACT);
@@ -94,12 +98,13 @@ int rtlog_cmd_stat(int argc, char **argv)
     if (rtlog_cli_describe(CMD, st, stream, &s, 0) != 0)
         goto out;
 
-    char head[RTLOG_CLI_HASH_HEX], created[40], raw[32], stored[32];
+    char head[RTLOG_CLI_HASH_HEX], base[RTLOG_CLI_HASH_HEX], created[40], raw[32], stored[32];
     rtlog_cli_hex(s.head_hash, 32, head);
+    rtlog_cli_hex(s.base_hash, 32, base);
     rtlog_cli_rfc3339_ms(s.created_ms, created);
     double ratio = s.stored_bytes ? (double)s.raw_bytes / (double)s.stored_bytes : 0.0;
     if (json) {
-        if (print_json(&s, head, created, ratio) != 0) {
+        if (print_json(&s, head, base, created, ratio) != 0) {
             rtlog_cli_err(CMD, "cannot write the JSON output");
             goto out;
         }
@@ -122,6 +127,7 @@ int rtlog_cmd_stat(int argc, char **argv)
         else
             printf("ratio:         -\n");
         printf("head hash:     %s\n", head);
+        printf("base hash:     %s (h(first seq - 1): the retained chain starts here)\n", base);
     }
     ret = fflush(stdout) == 0 ? 0 : 1;
 out:

@@ -14,7 +14,12 @@
  * line; only the 32-byte hash of each event is kept. The first failure wins: the earliest
  * position among seq gaps, malformed events, and hashes that differ from the document's
  * "hashes" or from the store's stored hash8 (when the stream is in --data).
- * Source: CONTRACT.md "Tools".
+ * Retention: a trimmed stream (the dashboard) starts at firstSeq > 1 and its chain at
+ * baseHash = h(firstSeq - 1): the document header carries both, an NDJSON export starts
+ * with the event firstSeq and takes the base from --base (or from the store when the
+ * stream there still starts at that seq). Positions stay 1-based in the file; seqs are
+ * first + position - 1.
+ * Source: CONTRACT.md "Tools"; README "Dashboard retention".
  */
 #include "cli_util.h"
 #include "cmds.h"
@@ -43,12 +48,16 @@ static void usage_text(void)
            "event's line as `rtlog export --ndjson` writes it, without the newline).\n"
            "\n"
            "STREAM alone: read the stream from the store, re-render and re-hash every event,\n"
-           "check that seqs are 1,2,3... without gaps, that each event's stored hash and the\n"
+           "check that seqs are 1,2,3... without gaps (from the first retained seq, chained\n"
+           "from the stored base hash, once retention trimmed the stream), that each event's\n"
+           "stored hash and the\n"
            "stored head match. Prints \"ok: STREAM N events, head <hex>\", or names the first\n"
            "event that does not match and exits 1.\n"
            "\n"
            "--file FILE: check an export (detected: a JSON document or an NDJSON export). Each\n"
-           "event must be an object with an integer seq, seqs 1,2,3... in order. The chain is\n"
+           "event must be an object with an integer seq, seqs 1,2,3... in order (or F,F+1,...\n"
+           "for an export of a trimmed stream: a document's \"firstSeq\" and \"baseHash\", or\n"
+           "an NDJSON export whose first event has seq F, chained from --base). The chain is\n"
            "recomputed from the file's own bytes: NDJSON lines as they are; a JSON document\n"
            "must keep the layout `rtlog export` writes (one event a line), since a reformatted\n"
            "document no longer has the hashed bytes. A document's \"hashes\" (h(n) of every\n"
@@ -63,6 +72,9 @@ static void usage_text(void)
            "  --file FILE    verify an export file (\"-\": standard input) instead of the store\n"
            "  --head HEX     the expected head hash (64 hex digits), e.g. one published\n"
            "                 earlier; compared with the recomputed head\n"
+           "  --base HEX     with --file: h(F-1) for an export that starts at seq F > 1 (the\n"
+           "                 document's baseHash; `rtlog stat`'s base hash); needed for such\n"
+           "                 an NDJSON export unless the store at --data starts at F too\n"
            "  -h, --help     show this help\n"
            "\n"
            "Exit status: 0 ok, 1 a mismatch or an unreadable input, 2 usage error.\n");
@@ -83,6 +95,8 @@ static int verify_store(const char *data, const char *stream, const uint8_t *wan
     memset(&w, 0, sizeof w);
     w.st = st;
     w.stream = stream;
+    w.first_seq = info.first_seq;
+    memcpy(w.base, info.base_hash, sizeof w.base);
     w.last_seq = info.last_seq;
     rtlog_errinfo ei = {0};
     rtlog_err rc = rtlog_cli_walk_run(&w, &ei);
@@ -136,6 +150,12 @@ typedef struct fv {
     size_t bad_pos; /* position of the earliest problem, 0 = none */
     char bad[448];  /* its description */
 
+    uint64_t first;      /* seq of position 1: 1, or the export's firstSeq */
+    int have_base;       /* base below is known (--base, the store, or the header) */
+    uint8_t base[32];    /* h(first - 1) */
+    int base_opt;        /* base came from --base */
+    uint64_t base_for;   /* from the store: the first seq it belongs to (0: --base/header) */
+
     /* document header */
     char stream[RTLOG_STREAM_MAX];
     int sealed;
@@ -188,6 +208,22 @@ static int fv_event(fv *v, const char *p, size_t len)
     json_error_t jerr;
     json_t *j = len ? json_loadb(p, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr) : NULL;
     json_t *seq = j && json_is_object(j) ? json_object_get(j, "seq") : NULL;
+    if (pos == 1 && !v->is_doc && json_is_integer(seq) && json_integer_value(seq) > 1) {
+        /* An NDJSON export of a trimmed stream: its chain starts from h(seq - 1). */
+        v->first = (uint64_t)json_integer_value(seq);
+        if (!v->have_base || (v->base_for && v->base_for != v->first)) {
+            json_decref(j);
+            v->stop_hashing = 1;
+            fv_problem(v, pos,
+                       "the export starts at seq %" PRIu64 " (retention trimmed the stream): "
+                       "give --base HEX, h(%" PRIu64 ") (the document export's baseHash or "
+                       "`rtlog stat`'s base hash), or STREAM with a --data that starts there",
+                       v->first, v->first - 1);
+            return 0;
+        }
+        memcpy(v->chain.h, v->base, 32);
+    }
+    uint64_t want = v->first + pos - 1;
     if (!len)
         fv_problem(v, pos, "line %zu is empty where the event at position %zu belongs", ln, pos);
     else if (!j)
@@ -197,11 +233,11 @@ static int fv_event(fv *v, const char *p, size_t len)
         fv_problem(v, pos, "event at position %zu (line %zu) is not a JSON object", pos, ln);
     else if (!json_is_integer(seq))
         fv_problem(v, pos, "event at position %zu (line %zu) has no integer \"seq\"", pos, ln);
-    else if (json_integer_value(seq) != (json_int_t)pos)
+    else if (json_integer_value(seq) != (json_int_t)want)
         fv_problem(v, pos,
                    "event at position %zu (line %zu) has seq %" JSON_INTEGER_FORMAT
-                   ", expected seq %zu",
-                   pos, ln, json_integer_value(seq), pos);
+                   ", expected seq %" PRIu64,
+                   pos, ln, json_integer_value(seq), want);
     else {
         json_decref(j);
         if (v->nh == v->cap) {
@@ -254,10 +290,25 @@ static int fv_header(fv *v)
              rtlog_stream_parse(json_string_value(stream), json_string_length(stream), &kind, NULL,
                                 NULL, NULL) == RTLOG_OK &&
              rtlog_cli_unhex(json_string_value(head), v->head_hash, 32) == 0;
+    /* Present only for a trimmed stream: both, firstSeq > 1 and at most lastSeq + 1. */
+    json_t *first = json_object_get(j, "firstSeq"), *base = json_object_get(j, "baseHash");
+    uint8_t bh[32];
+    if (ok && (first || base))
+        ok = json_is_integer(first) && json_integer_value(first) > 1 && json_is_string(base) &&
+             json_integer_value(first) <= json_integer_value(last) + 1 &&
+             rtlog_cli_unhex(json_string_value(base), bh, 32) == 0;
     if (ok) {
         snprintf(v->stream, sizeof v->stream, "%s", json_string_value(stream));
         v->sealed = json_is_true(sealed);
         v->last_seq = (uint64_t)json_integer_value(last);
+        if (first) {
+            v->first = (uint64_t)json_integer_value(first);
+            if (v->base_opt && memcmp(v->base, bh, 32) != 0)
+                fv_problem(v, 1, "\"baseHash\" differs from --base");
+            memcpy(v->base, bh, 32);
+            v->have_base = 1;
+            memcpy(v->chain.h, bh, 32);
+        }
     }
     json_decref(j);
     return ok ? 0 : 1;
@@ -318,9 +369,10 @@ static int fv_read_doc(fv *v)
         if (pos <= v->nh && memcmp(h, v->h[pos - 1], 32) != 0) {
             char c[17];
             fv_problem(v, pos,
-                       "event seq %zu (line %zu) does not match (export hash %.16s, "
+                       "event seq %" PRIu64 " (line %zu) does not match (export hash %.16s, "
                        "computed %s)",
-                       pos, fv_line_of(v, pos), hex, rtlog_cli_hex(v->h[pos - 1], 8, c));
+                       v->first + pos - 1, fv_line_of(v, pos), hex,
+                       rtlog_cli_hex(v->h[pos - 1], 8, c));
         }
     }
     if (prev_comma)
@@ -366,7 +418,8 @@ static int fv_detect_and_read(fv *v)
         if (fv_header(v) != 0) {
             rtlog_cli_err(CMD,
                           "%s: line 1: the document header lacks a valid \"stream\" (a stream "
-                          "name), \"sealed\", \"lastSeq\" or \"headHash\"",
+                          "name), \"sealed\", \"lastSeq\" or \"headHash\" (or has a bad "
+                          "\"firstSeq\"/\"baseHash\" pair)",
                           v->path);
             return 1;
         }
@@ -393,27 +446,30 @@ static int store_cmp_cb(void *ctx, const rtlog_event_view *ev)
     fv *v = s->v;
     s->in_chunk++;
     s->next = ev->seq + 1;
-    if (ev->seq == 0 || ev->seq > v->nh)
+    if (ev->seq < v->first || ev->seq - v->first >= v->nh)
         return 1;
-    const uint8_t *mine = v->h[ev->seq - 1];
+    size_t pos = (size_t)(ev->seq - v->first) + 1;
+    const uint8_t *mine = v->h[pos - 1];
     if (memcmp(mine, ev->hash8, 8) != 0) {
         char a[17], b[17];
-        fv_problem(v, (size_t)ev->seq,
+        fv_problem(v, pos,
                    "event seq %" PRIu64 " (line %zu) does not match the store's %s (stored hash "
                    "%s, computed %s)",
-                   ev->seq, fv_line_of(v, (size_t)ev->seq), s->stream,
+                   ev->seq, fv_line_of(v, pos), s->stream,
                    rtlog_cli_hex(ev->hash8, 8, a), rtlog_cli_hex(mine, 8, b));
         return 1;
     }
     return 0;
 }
 
-/* Compare h(1)..h(nh) with the store's stored hash8 of the same seqs, chunk by chunk. */
+/* Compare the file's h(first)..h(first + nh - 1) with the store's stored hash8 of the same
+ * seqs that the store still retains, chunk by chunk. */
 static rtlog_err compare_with_store(fv *v, rtlog_store *st, const char *stream,
                                     const rtlog_stream_info *info, rtlog_errinfo *ei)
 {
-    store_cmp s = {v, stream, 1, 0};
-    uint64_t upto = info->last_seq < v->nh ? info->last_seq : (uint64_t)v->nh;
+    store_cmp s = {v, stream, v->first > info->first_seq ? v->first : info->first_seq, 0};
+    uint64_t file_last = v->first + v->nh - 1;
+    uint64_t upto = info->last_seq < file_last ? info->last_seq : file_last;
     size_t before = v->bad_pos;
     while (s.next <= upto) {
         uint64_t left = upto - s.next + 1;
@@ -436,13 +492,42 @@ typedef struct verify_args {
     const char *stream;
     uint8_t head[32];
     int has_head;
+    uint8_t base[32];
+    int has_base;
 } verify_args;
+
+/* Before reading an NDJSON export of a trimmed stream: the store's base hash, when STREAM
+ * is named and in the store (used only if the file starts where the store does). */
+static void base_from_store(const verify_args *a, fv *v)
+{
+    struct stat sb;
+    if (a->has_base || !a->stream || !(a->data_explicit || stat(a->data, &sb) == 0))
+        return;
+    rtlog_store *st = NULL;
+    rtlog_store_opts o = {.dir = a->data, .readonly = 1};
+    rtlog_stream_info info;
+    if (rtlog_store_open(&o, &st, NULL) != RTLOG_OK)
+        return; /* reported later, where the store is opened for the comparison */
+    if (rtlog_store_describe(st, a->stream, &info, NULL) == RTLOG_OK && info.first_seq > 1) {
+        memcpy(v->base, info.base_hash, 32);
+        v->base_for = info.first_seq;
+        v->have_base = 1;
+    }
+    rtlog_store_close(st);
+}
 
 static int verify_file(const verify_args *a)
 {
     fv v;
     memset(&v, 0, sizeof v);
     v.path = a->file;
+    v.first = 1;
+    if (a->has_base) {
+        memcpy(v.base, a->base, 32);
+        v.have_base = v.base_opt = 1;
+    } else {
+        base_from_store(a, &v);
+    }
     rtlog_store *st = NULL;
     int ret = 1;
     char x[RTLOG_CLI_HASH_HEX], y[RTLOG_CLI_HASH_HEX];
@@ -508,9 +593,18 @@ static int verify_file(const verify_args *a)
                       v.events);
         goto out;
     }
-    if (v.is_doc && v.last_seq != v.events) {
-        rtlog_cli_err(CMD, "%s: \"lastSeq\" is %" PRIu64 " but the document has %zu events",
-                      a->file, v.last_seq, v.events);
+    uint64_t file_last = v.first + v.events - 1; /* seq of the last event in the file */
+    if (v.is_doc && v.last_seq != file_last) {
+        rtlog_cli_err(CMD,
+                      "%s: \"lastSeq\" is %" PRIu64 " but the document's events end at seq %" PRIu64,
+                      a->file, v.last_seq, file_last);
+        goto out;
+    }
+    if (in_store && v.first > 1 && info.first_seq == v.first &&
+        memcmp(info.base_hash, v.base, 32) != 0) {
+        rtlog_cli_err(CMD, "%s: the base h(%" PRIu64 ") differs from the store's %s (%s, stored %s)",
+                      a->file, v.first - 1, stream, rtlog_cli_hex(v.base, 32, x),
+                      rtlog_cli_hex(info.base_hash, 32, y));
         goto out;
     }
     if (v.is_doc && memcmp(v.head_hash, v.chain.h, 32) != 0) {
@@ -523,12 +617,12 @@ static int verify_file(const verify_args *a)
                       rtlog_cli_hex(a->head, 32, x), rtlog_cli_hex(v.chain.h, 32, y));
         goto out;
     }
-    if (in_store && v.events > info.last_seq) {
-        rtlog_cli_err(CMD, "%s: has %zu events but %s in the store ends at seq %" PRIu64, a->file,
-                      v.events, stream, info.last_seq);
+    if (in_store && file_last > info.last_seq) {
+        rtlog_cli_err(CMD, "%s: ends at seq %" PRIu64 " but %s in the store ends at seq %" PRIu64,
+                      a->file, file_last, stream, info.last_seq);
         goto out;
     }
-    if (in_store && v.events == info.last_seq && memcmp(info.head_hash, v.chain.h, 32) != 0) {
+    if (in_store && file_last == info.last_seq && memcmp(info.head_hash, v.chain.h, 32) != 0) {
         rtlog_cli_err(CMD, "%s: head does not match the store's %s (stored %s, computed %s)",
                       a->file, stream, rtlog_cli_hex(info.head_hash, 32, x),
                       rtlog_cli_hex(v.chain.h, 32, y));
@@ -538,17 +632,18 @@ static int verify_file(const verify_args *a)
     /* A prefix of a chain is a valid chain: an export taken while the stream was growing
      * verifies. What must agree with the store is the document's own claim about the end. */
     if (in_store && v.is_doc && v.sealed &&
-        (!info.sealed || v.events != info.last_seq)) {
+        (!info.sealed || file_last != info.last_seq)) {
         rtlog_cli_err(CMD,
-                      "%s: says the stream is sealed at seq %zu, but %s in the store %s at seq "
-                      "%" PRIu64,
-                      a->file, v.events, stream, info.sealed ? "is sealed" : "is open and ends",
+                      "%s: says the stream is sealed at seq %" PRIu64 ", but %s in the store %s "
+                      "at seq %" PRIu64,
+                      a->file, file_last, stream, info.sealed ? "is sealed" : "is open and ends",
                       info.last_seq);
         goto out;
     }
-    if (in_store && v.is_doc && !v.sealed && info.sealed && v.events == info.last_seq) {
-        rtlog_cli_err(CMD, "%s: says the stream is open, but %s in the store is sealed at seq %zu",
-                      a->file, stream, v.events);
+    if (in_store && v.is_doc && !v.sealed && info.sealed && file_last == info.last_seq) {
+        rtlog_cli_err(CMD,
+                      "%s: says the stream is open, but %s in the store is sealed at seq %" PRIu64,
+                      a->file, stream, file_last);
         goto out;
     }
 
@@ -557,9 +652,20 @@ static int verify_file(const verify_args *a)
         printf("; document hashes and headHash match");
     if (a->has_head)
         printf("; matches --head");
-    if (in_store)
-        printf("; matches the store's %s (seq 1..%zu)", stream, v.events);
-    if (in_store && v.events < info.last_seq)
+    if (v.first > 1)
+        printf("; seq %" PRIu64 "..%" PRIu64 " chained from base %s", v.first, file_last,
+               rtlog_cli_hex(v.base, 32, y));
+    if (in_store) {
+        uint64_t from = v.first > info.first_seq ? v.first : info.first_seq;
+        if (from <= file_last)
+            printf("; matches the store's %s (seq %" PRIu64 "..%" PRIu64 ")", stream, from,
+                   file_last);
+        else
+            printf("; the store's %s no longer holds these events (first seq %" PRIu64
+                   "), not compared",
+                   stream, info.first_seq);
+    }
+    if (in_store && file_last < info.last_seq)
         printf("; NOTE: a prefix: the store's %s has %" PRIu64 " events%s", stream,
                info.last_seq, info.sealed ? " and is sealed" : "");
     printf("%s", note);
@@ -583,6 +689,7 @@ int rtlog_cmd_verify(int argc, char **argv)
         {"data", required_argument, NULL, 'd'},
         {"file", required_argument, NULL, 'f'},
         {"head", required_argument, NULL, 'H'},
+        {"base", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -605,6 +712,11 @@ int rtlog_cmd_verify(int argc, char **argv)
                 return rtlog_cli_usage(CMD, "--head wants 64 hex digits, not \"%s\"", optarg);
             a.has_head = 1;
             break;
+        case 'B':
+            if (rtlog_cli_unhex(optarg, a.base, 32) != 0)
+                return rtlog_cli_usage(CMD, "--base wants 64 hex digits, not \"%s\"", optarg);
+            a.has_base = 1;
+            break;
         default: /* --help, a missing value, an unknown option */
             return rtlog_cli_opt_other(CMD, c, argv, usage_text);
         }
@@ -621,6 +733,8 @@ int rtlog_cmd_verify(int argc, char **argv)
     if (!a.data_explicit && getenv(RTLOG_CLI_DATA_ENV) && *getenv(RTLOG_CLI_DATA_ENV))
         a.data_explicit = 1; /* the user named it: a missing store is then an error */
     a.data = rtlog_cli_data_dir(a.data);
+    if (a.has_base && !a.file)
+        return rtlog_cli_usage(CMD, "--base goes with --file (the store keeps its own base)");
     if (a.file)
         return verify_file(&a);
     return verify_store(a.data, a.stream, a.has_head ? a.head : NULL);

@@ -131,6 +131,85 @@ static void test_cursor_beyond_head_resets(void **state)
     tenv_close(t);
 }
 
+/* Retention (rtlog_store_trim) removes events a subscriber has not seen: at open (cursor
+ * older than the retained history), while it is connected (a gap on its next read), and
+ * when nothing at all is left after its cursor. Each time: a reset naming the earliest
+ * retained seq, then the events from there, never a silent gap (CONTRACT "Resuming"). */
+static void test_retention_resets(void **state)
+{
+    (void)state;
+    tenv *t = tenv_open();
+    const char *S = "workflow-runs/ret";
+    tappend(t, S, "{\"type\":\"step_log\",\"nodeId\":\"a\",\"line\":\"1\",\"level\":\"info\"}");
+    for (int i = 2; i <= 10; i++)
+        tappend(t, S, "{\"type\":\"step_log\",\"nodeId\":\"a\",\"line\":\"x\",\"level\":\"info\"}");
+    rtlog_replay *e = engine(t);
+    rtlog_errinfo ei = {0};
+
+    /* Connected at cursor 2, then seqs 3..5 are trimmed before it reads. */
+    rtlog_replay_sub *live = open_sub(e, S, 1, 2, RTLOG_REPLAY_SSE, 1, NULL, NULL);
+    rtlog_trim_res tr;
+    assert_int_equal(rtlog_store_trim(t->st, S, 6, &tr, &ei), RTLOG_OK);
+    assert_int_equal(tr.first_seq, 6);
+    struct collected c = {0};
+    drain(live, RTLOG_REPLAY_SSE, &c, 10);
+    assert_int_equal(c.last, RTLOG_REPLAY_IDLE);
+    assert_int_equal(c.n, 6);
+    assert_string_equal(c.f[0].type, "reset");
+    assert_non_null(strstr(c.raw, "event: reset\ndata: {\"type\":\"reset\",\"earliestSeq\":6,"
+                                  "\"lastSeq\":10}\n\n"));
+    for (size_t i = 1; i < c.n; i++)
+        assert_int_equal(c.f[i].seq, 5 + i);
+
+    /* A new subscriber with a cursor before the retained history: reset at open. */
+    struct collected w = {0};
+    rtlog_replay_sub *late = open_sub(e, S, 1, 1, RTLOG_REPLAY_WS, 1, NULL, NULL);
+    drain(late, RTLOG_REPLAY_WS, &w, 20);
+    assert_int_equal(w.n, 6);
+    assert_string_equal(w.f[0].type, "reset");
+    assert_non_null(strstr(w.raw, "{\"type\":\"reset\",\"earliestSeq\":6,\"lastSeq\":10}"));
+    assert_int_equal(w.f[1].seq, 6);
+    rtlog_replay_close(late);
+    /* Cursor 5 = just before first_seq: honoured, no reset. */
+    struct collected ok = {0};
+    late = open_sub(e, S, 1, 5, RTLOG_REPLAY_SSE, 1, NULL, NULL);
+    drain(late, RTLOG_REPLAY_SSE, &ok, 10);
+    assert_int_equal(ok.n, 5);
+    assert_int_equal(ok.f[0].seq, 6);
+    rtlog_replay_close(late);
+    /* No cursor on a run: from the first retained event. */
+    struct collected nc = {0};
+    late = open_sub(e, S, 0, 0, RTLOG_REPLAY_SSE, 1, NULL, NULL);
+    drain(late, RTLOG_REPLAY_SSE, &nc, 10);
+    assert_int_equal(nc.n, 5);
+    assert_int_equal(nc.f[0].seq, 6);
+    rtlog_replay_close(late);
+    rtlog_replay_close(live);
+
+    /* Everything after the cursor trimmed: a reset, then the subscriber waits at the head
+     * and gets the next event live. The ring is bypassed by a fresh engine. */
+    rtlog_replay_free(e);
+    e = engine(t);
+    rtlog_replay_sub *s = open_sub(e, S, 1, 7, RTLOG_REPLAY_SSE, 1, NULL, NULL);
+    assert_int_equal(rtlog_store_trim(t->st, S, 100, &tr, &ei), RTLOG_OK);
+    assert_int_equal(tr.first_seq, 11);
+    struct collected z = {0};
+    drain(s, RTLOG_REPLAY_SSE, &z, 10);
+    assert_int_equal(z.last, RTLOG_REPLAY_IDLE);
+    assert_int_equal(z.n, 1);
+    assert_string_equal(z.f[0].type, "reset");
+    assert_non_null(strstr(z.raw, "{\"type\":\"reset\",\"earliestSeq\":11,\"lastSeq\":10}"));
+    tappend(t, S, "{\"type\":\"step_log\",\"nodeId\":\"a\",\"line\":\"y\",\"level\":\"info\"}");
+    tenv_deliver(t, e, 0);
+    struct collected l = {0};
+    drain(s, RTLOG_REPLAY_SSE, &l, 10);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.f[0].seq, 11);
+    rtlog_replay_close(s);
+    rtlog_replay_free(e);
+    tenv_close(t);
+}
+
 static void test_frame_shapes(void **state)
 {
     (void)state;
@@ -381,6 +460,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cursor_positions),
         cmocka_unit_test(test_cursor_beyond_head_resets),
+        cmocka_unit_test(test_retention_resets),
         cmocka_unit_test(test_frame_shapes),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_follow_false),
