@@ -51,6 +51,13 @@ export function idFromPath() {
   return decodeURIComponent(parts[parts.length - 1] || '');
 }
 
+/** ?idleTimeout=MS of the page URL: the client's idleTimeoutMs (for servers run with a
+ *  short --heartbeat, as the tests do); undefined = the client's default. */
+export function idleTimeoutFromQuery() {
+  const v = Number(new URLSearchParams(location.search).get('idleTimeout'));
+  return Number.isInteger(v) && v >= 100 ? v : undefined;
+}
+
 /** ?transport=sse|ws|eventsource of the page URL (default sse). */
 export function transportFromQuery() {
   const t = new URLSearchParams(location.search).get('transport');
@@ -198,6 +205,7 @@ export function openStream(stream, hdr, handlers) {
       stream,
       token: getToken,
       transport: transportFromQuery(),
+      idleTimeoutMs: idleTimeoutFromQuery(),
       onEvent: handlers.onEvent,
       onReset: handlers.onReset,
       onState: (s, info) => { hdr.indicator(s, info); handlers.onState?.(s, info); },

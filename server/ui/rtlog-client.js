@@ -65,8 +65,9 @@ export class RtlogStream {
    * opts.after: resume after this seq (default: none, i.e. the server's default start)
    * opts.nodeId, opts.types (array): server-side filters (CONTRACT "filters")
    * opts.baseUrl: default location.origin
-   * opts.idleTimeoutMs: a connection silent this long is dropped and resumed (default
-   *   45000 = 3 heartbeats of 15 s; not for 'eventsource', which hides heartbeats)
+   * opts.idleTimeoutMs: a connection attempt unanswered, or a connection silent, this
+   *   long is dropped and resumed (default 45000 = 3 heartbeats of 15 s; not for
+   *   'eventsource', which hides heartbeats and reconnects by its own rules)
    * opts.quietMs: 'catching-up' turns 'live' after this long without a new event (250)
    * opts.backoffBaseMs / opts.backoffMaxMs: 1000 / 30000
    * opts.onEvent(ev), opts.onState(state, info), opts.onReset(info), opts.onError(err)
@@ -175,6 +176,8 @@ export class RtlogStream {
     const gen = this._gen;
     this._setState(this.stats.connects === 0 && this.stats.reconnects === 0
       ? 'connecting' : 'reconnecting', { attempt: this.attempt, connecting: true });
+    // a connection attempt that gets no answer (a black-holed network) times out too
+    this._armIdle(gen);
     if (this.transport === 'ws') this._openWs(gen);
     else if (this.transport === 'eventsource') this._openEventSource(gen);
     else this._openSse(gen);
