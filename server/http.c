@@ -144,7 +144,8 @@ int http_writeable(struct conn *c)
     rtlog_buf_clear(w);
     if (rtlog_buf_reserve(w, LWS_PRE + len) != RTLOG_OK)
         return -1;
-    memcpy(w->p + LWS_PRE, c->resp_body.p, len);
+    if (len) /* a 302 or 304 has no body (and resp_body.p is NULL then) */
+        memcpy(w->p + LWS_PRE, c->resp_body.p, len);
     int n = lws_write(wsi, (unsigned char *)w->p + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
     c->resp = RS_NONE;
     s->responses_pending--;

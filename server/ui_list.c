@@ -111,9 +111,13 @@ static json_t *entry(const rtlog_stream_info *s)
     char ts[32];
     const char *id = strchr(s->stream, '/');
     rfc3339_ms(s->created_ms, ts);
+    /* the status is event data: json_string() is NULL for bytes that are not UTF-8 */
+    json_t *status = s->final_status[0] ? json_string(s->final_status) : NULL;
     json_t *o = json_object();
-    if (!o)
+    if (!o) {
+        json_decref(status);
         return NULL;
+    }
     int bad = json_object_set_new(o, "stream", json_string(s->stream)) ||
               json_object_set_new(o, "kind", json_string(rtlog_kind_name(s->kind))) ||
               json_object_set_new(o, "id", id ? json_string(id + 1) : json_null()) ||
@@ -121,11 +125,7 @@ static json_t *entry(const rtlog_stream_info *s)
               json_object_set_new(o, "lastSeq", json_integer((json_int_t)s->last_seq)) ||
               json_object_set_new(o, "events", json_integer((json_int_t)s->event_count)) ||
               json_object_set_new(o, "sealed", json_boolean(s->sealed)) ||
-              /* the status is event data: not UTF-8 would make json_string() NULL */
-              json_object_set_new(o, "status",
-                                  s->final_status[0] && json_string(s->final_status)
-                                      ? json_string(s->final_status)
-                                      : json_null());
+              json_object_set_new(o, "status", status ? status : json_null());
     if (bad) {
         json_decref(o);
         return NULL;

@@ -197,12 +197,17 @@ export function followToggle(container) {
 export function openStream(stream, hdr, handlers) {
   const page = { client: null };
   const start = () => {
-    if (page.client) page.client.stop();
+    // A new token (say, after the old one expired) continues after the last event shown;
+    // only a first start (re)builds the view from the beginning.
+    const prev = page.client;
+    const after = prev && prev.stats.events > 0 ? prev.lastSeq : undefined;
+    if (prev) prev.stop();
     page.client = null;
     if (!getToken()) { hdr.indicator('no-token'); return; }
-    handlers.onStart?.();
+    if (after === undefined) handlers.onStart?.();
     page.client = new RtlogStream({
       stream,
+      after,
       token: getToken,
       transport: transportFromQuery(),
       idleTimeoutMs: idleTimeoutFromQuery(),

@@ -1,11 +1,12 @@
 // views.test.mjs - the other pages in a real browser (issue 7): the dashboard (metrics,
 // environments, alerts, promotions; screenshot), the job view (targets and their tasks),
-// the index (recent runs and jobs through GET /api/v1/streams), a reset the page must show
-// and recover from, and a WebSocket page that answers heartbeats and so keeps its one
-// connection.
+// the index (recent runs and jobs through GET /api/v1/streams), a reset (the client's, and
+// the page's after a restore from an older backup), a WebSocket page that answers heartbeats
+// and so keeps its one connection, and an expired token replaced by a pasted one.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, sleep } from '../server/lib/harness.mjs';
+import fs from 'node:fs';
+import { startServer, restartServer, sleep } from '../server/lib/harness.mjs';
 import { launch, artifact, tokenPage, until } from './lib/browser.mjs';
 
 let srv, browser, token;
@@ -196,5 +197,77 @@ test('WebSocket: an idle page answers heartbeats and keeps its one connection', 
   } finally {
     await strict.stop();
     strict.cleanup();
+  }
+});
+
+test('an expired token: the page says so, a pasted new one continues where it was', async () => {
+  const s = await startServer({ args: ['--jwt-leeway', '0', '--heartbeat', '1'] });
+  try {
+    const publisher = await s.token({ ttl: 600 });
+    const id = 'exp-' + Date.now();
+    const log = (i) => ({ type: 'step_log', nodeId: 'n', line: 'line ' + i, level: 'info' });
+    await post('workflow-runs/' + id, [{ type: 'step_started', nodeId: 'n', stepType: 'script' }, log(1), log(2)], s, publisher);
+    const short = await s.token({ exp: Math.floor(Date.now() / 1000) + 3 });
+    const { ctx, page } = await tokenPage(browser, short);
+    await page.goto(`${s.url}/ui/runs/${id}`);
+    await until(() => page.evaluate(() => document.querySelectorAll('#steps .line').length === 2), 10000, '2 lines');
+    await until(async () => (await state(page)) === 'error', 15000, 'the expiry shown');
+    assert.match(await page.textContent('#conn .detail'), /unauthorized/);
+    await post('workflow-runs/' + id, [log(3), log(4)], s, publisher);
+    await page.fill('#token-input', await s.token({ ttl: 600 }));
+    await page.click('#token-form button[type=submit]');
+    await post('workflow-runs/' + id, [log(5), { type: 'workflow_completed', status: 'succeeded' }], s, publisher);
+    await until(async () => (await state(page)) === 'ended', 15000, 'ended');
+    const lines = await page.evaluate(() => [...document.querySelectorAll('#steps .line')].map((l) => [Number(l.dataset.seq), l.querySelector('.tx').textContent]));
+    assert.deepEqual(lines, [[2, 'line 1'], [3, 'line 2'], [4, 'line 3'], [5, 'line 4'], [6, 'line 5']]);
+    const stats = await page.evaluate(() => window.rtlogPage.client.stats);
+    assert.equal(stats.events, 4, 'the new token resumed after seq 3, not from the start');
+    assert.equal(stats.duplicates, 0);
+    await ctx.close();
+  } finally {
+    await s.stop();
+    s.cleanup();
+  }
+});
+
+test('a restore from an older backup: the page shows the reset and rebuilds the run', async () => {
+  let s = await startServer({ args: ['--heartbeat', '1'] });
+  const backup = s.dataDir + '-backup';
+  try {
+    const t = await s.token();
+    const id = 'restore-' + Date.now();
+    const log = (x) => ({ type: 'step_log', nodeId: 'n', line: x, level: 'info' });
+    await post('workflow-runs/' + id, [{ type: 'step_started', nodeId: 'n', stepType: 'script' }, log('a'), log('b')], s, t);
+    // the backup holds seqs 1-3 (taken while stopped: a consistent copy)
+    await s.stop();
+    fs.cpSync(s.dataDir, backup, { recursive: true });
+    ({ server: s } = await restartServer(s, 0));
+    await post('workflow-runs/' + id, [log('c'), log('d'), log('e')], s, t);
+    const { ctx, page } = await tokenPage(browser, t);
+    await page.goto(`${s.url}/ui/runs/${id}?transport=ws&idleTimeout=3000`);
+    await until(() => page.evaluate(() => document.querySelectorAll('#steps .line').length === 5), 10000, '5 lines');
+    // restore the backup on the same address: the page's cursor (6) is beyond the head (3)
+    await s.stop();
+    fs.rmSync(s.dataDir, { recursive: true, force: true });
+    fs.cpSync(backup, s.dataDir, { recursive: true });
+    ({ server: s } = await restartServer(s, 0));
+    await until(() => page.evaluate(() => !document.getElementById('banner').hidden), 30000, 'the reset banner');
+    await post('workflow-runs/' + id, [log('x'), { type: 'workflow_completed', status: 'failed' }], s, t);
+    await until(async () => (await state(page)) === 'ended', 15000, 'ended');
+    const r = await page.evaluate(() => ({
+      lines: [...document.querySelectorAll('#steps .line')].map((l) => [Number(l.dataset.seq), l.querySelector('.tx').textContent]),
+      banner: document.getElementById('banner').textContent,
+      stats: window.rtlogPage.client.stats,
+    }));
+    assert.deepEqual(r.lines, [[2, 'a'], [3, 'b'], [4, 'x']], 'the view is the restored stream, rebuilt');
+    assert.match(r.banner, /earliest seq 1, last seq 3/);
+    assert.equal(r.stats.resets, 1);
+    assert.ok(page.states.includes('reset'), page.states.join(','));
+    await page.screenshot({ path: artifact('run-view-reset.png') });
+    await ctx.close();
+  } finally {
+    await s.stop();
+    s.cleanup();
+    fs.rmSync(backup, { recursive: true, force: true });
   }
 });

@@ -19,7 +19,7 @@ before(async () => {
 });
 after(async () => {
   const r = await srv.stop();
-  assert.deepEqual(r, { code: 0, signal: null });
+  assert.deepEqual(r, { code: 0, signal: null }, srv.output().slice(-4000));
 });
 
 test('every embedded file is served byte for byte with its type and security headers', async () => {

@@ -190,8 +190,13 @@ export async function watchStates(page) {
   await page.exposeFunction('__rtlogState', (s) => { page.states.push(s); });
   await page.addInitScript(() => {
     addEventListener('DOMContentLoaded', () => {
-      new MutationObserver(() => window.__rtlogState(document.body.dataset.conn))
-        .observe(document.body, { attributes: true, attributeFilter: ['data-conn'] });
+      // several changes in one task arrive as one batch: each record's oldValue is the
+      // state before it, so the batch yields every state in order
+      new MutationObserver((recs) => {
+        for (let i = 1; i < recs.length; i++) window.__rtlogState(recs[i].oldValue);
+        window.__rtlogState(document.body.dataset.conn);
+      }).observe(document.body, { attributes: true, attributeFilter: ['data-conn'],
+        attributeOldValue: true });
     });
   });
 }
