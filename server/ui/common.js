@@ -223,6 +223,36 @@ export function openStream(stream, hdr, handlers) {
   return page;
 }
 
+/**
+ * Apply events in batches, once per frame: a catch-up or a fast run delivers thousands of
+ * events (over WebSocket, each its own task), and drawing each one, then laying out the page
+ * and scrolling, per event would make the page fall behind. @apply(ev) updates the view,
+ * @after() runs once per batch. A timer backs up requestAnimationFrame, which hidden tabs do
+ * not run. flush() applies what is queued now (before the view is read: end, reset).
+ */
+export function frameBatcher(apply, after) {
+  let queue = [];
+  let raf = 0, timer = 0;
+  const flush = () => {
+    if (raf) cancelAnimationFrame(raf);
+    if (timer) clearTimeout(timer);
+    raf = timer = 0;
+    const batch = queue;
+    queue = [];
+    for (const ev of batch) apply(ev);
+    if (batch.length) after();
+  };
+  return {
+    push(ev) {
+      queue.push(ev);
+      if (!raf) raf = requestAnimationFrame(flush);
+      if (!timer) timer = setTimeout(flush, 100);
+    },
+    flush,
+    clear() { queue = []; },
+  };
+}
+
 /** GET an API path with the stored token; resolves to the parsed JSON or throws. */
 export async function apiGet(path) {
   const r = await fetch(path, { headers: { Authorization: 'Bearer ' + getToken() }, cache: 'no-store' });

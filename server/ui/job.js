@@ -1,7 +1,7 @@
 // job.js - the job view (/ui/jobs/{id}): each target of deployment-jobs/{id} with its
 // tasks (type, state, progress, duration, log lines), and the job's outcome.
 
-import { el, fmtDuration, secondsBetween, idFromPath, pageHeader, followToggle, openStream } from '/ui/common.js';
+import { el, fmtDuration, secondsBetween, idFromPath, pageHeader, followToggle, openStream, frameBatcher } from '/ui/common.js';
 import { renderLine } from '/ui/ansi.js';
 
 const jobId = idFromPath();
@@ -134,18 +134,23 @@ function onEvent(ev) {
   default:
     break;
   }
-  renderSummary();
-  follow.changed();
 }
+
+// Events are drawn once per frame (common.js frameBatcher), the summary once per batch.
+const batch = frameBatcher(onEvent, () => { renderSummary(); follow.changed(); });
 
 resetView();
 openStream('deployment-jobs/' + jobId, hdr, {
-  onStart: resetView,
-  onEvent,
+  onStart: () => { batch.clear(); resetView(); },
+  onEvent: (ev) => batch.push(ev),
   onReset: (info) => {
+    batch.clear();
     resetView();
     banner.hidden = false;
     banner.textContent = 'History reset (earliest seq ' + info.earliestSeq + '): the view was rebuilt from the start.';
   },
-  onState: (state) => { document.body.dataset.conn = state; },
+  onState: (state) => {
+    batch.flush(); // the view is complete before the state says so
+    document.body.dataset.conn = state;
+  },
 });

@@ -195,23 +195,39 @@ export class RtlogStream {
 
   /** Bytes arrived (an event, a heartbeat, a comment): the connection is alive. */
   _alive(gen) {
-    if (gen === this._gen) this._armIdle(gen);
+    if (gen !== this._gen) return;
+    this._aliveAt = Date.now();
+    if (!this._idle) this._armIdle(gen);
   }
 
+  // One timer per deadline, not one per message: each fires, and re-arms itself for the
+  // rest of the period when something happened meanwhile (thousands of events a second
+  // would otherwise each clear and set a timer).
   _armIdle(gen) {
     if (this.transport === 'eventsource' || !(this.idleTimeoutMs > 0)) return;
     this._clearTimer(this._idle);
-    this._idle = this._timer(() => {
+    this._aliveAt = Date.now();
+    const check = () => {
+      this._idle = null;
       if (gen !== this._gen) return;
+      const left = this._aliveAt + this.idleTimeoutMs - Date.now();
+      if (left > 0) { this._idle = this._timer(check, left); return; }
       this._retry(gen, 'no data or heartbeat for ' + this.idleTimeoutMs + ' ms');
-    }, this.idleTimeoutMs);
+    };
+    this._idle = this._timer(check, this.idleTimeoutMs);
   }
 
   _armQuiet(gen) {
-    this._clearTimer(this._quiet);
-    this._quiet = this._timer(() => {
-      if (gen === this._gen && this.state === 'catching-up') this._setState('live');
-    }, this.quietMs);
+    this._eventAt = Date.now();
+    if (this._quiet) return;
+    const check = () => {
+      this._quiet = null;
+      if (gen !== this._gen || this.state !== 'catching-up') return;
+      const left = this._eventAt + this.quietMs - Date.now();
+      if (left > 0) { this._quiet = this._timer(check, left); return; }
+      this._setState('live');
+    };
+    this._quiet = this._timer(check, this.quietMs);
   }
 
   /** Schedule the next attempt (1 s doubling to 30 s). */

@@ -5,7 +5,7 @@
 // that follows rebuilds it. Every log line carries data-seq (its event's seq), which is
 // what the browser tests compare with the posted run.
 
-import { el, fmtDuration, secondsBetween, idFromPath, pageHeader, followToggle, openStream } from '/ui/common.js';
+import { el, fmtDuration, secondsBetween, idFromPath, pageHeader, followToggle, openStream, frameBatcher } from '/ui/common.js';
 import { renderLine } from '/ui/ansi.js';
 
 const runId = idFromPath();
@@ -146,19 +146,24 @@ function onEvent(ev) {
   default:
     break;
   }
-  renderSummary();
-  follow.changed();
 }
+
+// Events are drawn once per frame (common.js frameBatcher), the summary once per batch.
+const batch = frameBatcher(onEvent, () => { renderSummary(); follow.changed(); });
 
 resetView();
 openStream('workflow-runs/' + runId, hdr, {
-  onStart: resetView,
-  onEvent,
+  onStart: () => { batch.clear(); resetView(); },
+  onEvent: (ev) => batch.push(ev),
   onReset: (info) => {
+    batch.clear();
     resetView();
     banner.hidden = false;
     banner.textContent = 'The server could not resume this run where the page was (its history was ' +
       'reset: earliest seq ' + info.earliestSeq + ', last seq ' + info.lastSeq + '). The view was rebuilt from the start.';
   },
-  onState: (state) => { document.body.dataset.conn = state; },
+  onState: (state) => {
+    batch.flush(); // the view is complete before the state says so
+    document.body.dataset.conn = state;
+  },
 });
