@@ -156,8 +156,10 @@ export function pageHeader(title, subtitle, { indicator: withIndicator = true } 
 }
 
 /**
- * Follow-the-tail: while on, new content scrolls the page to the bottom (once per frame);
- * scrolling up turns it off, the checkbox turns it back on.
+ * Follow-the-tail: while on, new content scrolls the page to the bottom (once per frame).
+ * A person scrolling up (wheel, touch, keys) turns it off; the checkbox turns it back on.
+ * Scroll events are not used for that: content growing or the browser's scroll anchoring
+ * fire them too, and would switch follow off without anyone touching the page.
  */
 export function followToggle(container) {
   const box = el('input');
@@ -167,19 +169,16 @@ export function followToggle(container) {
   const label = el('label', 'follow', null, box, el('span', null, ' Follow the tail'));
   container.appendChild(label);
   let pending = false;
-  let auto = false; // our own scroll, not the user's
   const toBottom = () => {
     pending = false;
-    if (!box.checked) return;
-    auto = true;
-    window.scrollTo(0, document.documentElement.scrollHeight);
-    requestAnimationFrame(() => { auto = false; });
+    if (box.checked) window.scrollTo(0, document.documentElement.scrollHeight);
   };
-  window.addEventListener('scroll', () => {
-    if (auto || !box.checked) return;
-    const atBottom = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 40;
-    if (!atBottom) box.checked = false;
-  }, { passive: true });
+  const off = () => { box.checked = false; };
+  window.addEventListener('wheel', (e) => { if (e.deltaY < 0) off(); }, { passive: true });
+  window.addEventListener('touchmove', off, { passive: true });
+  window.addEventListener('keydown', (e) => {
+    if (['ArrowUp', 'PageUp', 'Home'].includes(e.key) && e.target === document.body) off();
+  });
   box.addEventListener('change', () => { if (box.checked) toBottom(); });
   return {
     get on() { return box.checked; },

@@ -79,6 +79,17 @@ test('a real run posted while the page is open: every line once, in order, final
   // the indicator says it in words, not only in colour
   assert.equal(await page.textContent('#conn .label'), 'Complete');
 
+  // follow-the-tail was on: the page is scrolled to its last line
+  const atBottom = () => page.evaluate(() =>
+    window.scrollY > 0 && window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 2);
+  await until(atBottom, 5000, 'the page scrolled to the tail');
+  // scrolling up turns it off (a person reading back is not pulled down again)
+  await page.mouse.wheel(0, -2000);
+  await until(() => page.evaluate(() => !document.getElementById('follow').checked), 5000, 'follow off after scrolling up');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.check('#follow');
+  await until(atBottom, 5000, 'follow on again: back at the tail');
+
   // the screenshot artifact: the top of the run (steps with their state, progress, log)
   await page.uncheck('#follow');
   await page.evaluate(() => window.scrollTo(0, 0));
