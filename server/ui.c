@@ -164,10 +164,13 @@ static void list_request(struct conn *c)
     int hk = srv_get_arg(wsi, "kind", kind, sizeof kind, NULL);
     int hl = srv_get_arg(wsi, "limit", limit, sizeof limit, NULL);
     rtlog_list_query q;
-    if (hk < 0 || hl < 0)
-        rc = RTLOG_E_INVAL, why = hk < 0 ? "kind is too long" : "limit is too long";
-    else
+    if (hk < 0 || hl < 0) {
+        rc = RTLOG_E_INVAL;
+        why = hk < 0 ? "kind must be workflow-runs, deployment-jobs, agents or dashboard"
+                     : "limit must be a whole number from 1 to 1000";
+    } else {
         rc = rtlog_list_query_parse(hk ? kind : NULL, hl ? limit : NULL, &q, &why);
+    }
     if (rc != RTLOG_OK) {
         rtlog_principal_free(pr);
         http_respond_error(c, rc, why, 0);
