@@ -25,10 +25,11 @@ export async function playwright() {
   return mod.chromium ? mod : mod.default; // CommonJS: the exports are the default
 }
 
-/** Launch headless Debian chromium (root needs --no-sandbox). */
+/** Launch headless Debian chromium. */
 export async function launch() {
   const { chromium } = await playwright();
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  // root needs --no-sandbox; a small /dev/shm (containers) must not crash the renderer
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 }
 
 /** Where screenshots go (RTLOG_ARTIFACTS_DIR, set by CMake to BUILD/artifacts/ui). */
