@@ -17,6 +17,7 @@
 #include "server_int.h"
 
 #include "log.h"
+#include "ui.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -63,6 +64,8 @@ void http_reset(struct conn *c)
     c->stream[0] = '\0';
     rtlog_buf_free(&c->body);
     rtlog_buf_free(&c->resp_body);
+    c->resp_hdrs = NULL;
+    c->resp_hdrs_arg = NULL;
 }
 
 void http_respond_type(struct conn *c, int status, const char *ctype, const char *body,
@@ -118,8 +121,10 @@ int http_writeable(struct conn *c)
                                           *end = hb + sizeof hb - 1;
         if (lws_add_http_common_headers(wsi, (unsigned)c->resp_status, c->resp_ctype,
                                         c->resp_body.len, &p, end) ||
-            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                         (const unsigned char *)"no-store", 8, &p, end) ||
+            (c->resp_hdrs && c->resp_hdrs(c, &p, end)) ||
+            (!c->resp_hdrs &&
+             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                          (const unsigned char *)"no-store", 8, &p, end)) ||
             (c->resp_close &&
              lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
                                           (const unsigned char *)"close", 5, &p, end)) ||
@@ -139,7 +144,8 @@ int http_writeable(struct conn *c)
     rtlog_buf_clear(w);
     if (rtlog_buf_reserve(w, LWS_PRE + len) != RTLOG_OK)
         return -1;
-    memcpy(w->p + LWS_PRE, c->resp_body.p, len);
+    if (len) /* a 302 or 304 has no body (and resp_body.p is NULL then) */
+        memcpy(w->p + LWS_PRE, c->resp_body.p, len);
     int n = lws_write(wsi, (unsigned char *)w->p + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
     c->resp = RS_NONE;
     s->responses_pending--;
@@ -670,6 +676,8 @@ int http_request(struct conn *c, const char *path, size_t path_len)
             break;
         return ingest_start(c, &r);
     default:
+        if (ui_request(c, path, is_get))
+            return 0; /* the browser UI, or GET /api/v1/streams (server/ui.c) */
         http_respond_error(c, RTLOG_E_NOTFOUND, "no such endpoint", !is_get);
         return 0;
     }

@@ -225,6 +225,10 @@ struct conn {
     int resp_close;        /* close the connection after the response */
     int resp_retry_after;  /* > 0: send Retry-After: this many seconds */
     const char *resp_ctype; /* static string */
+    /* extra headers of this response (server/ui.c), written after the common ones; it then
+     * also writes Cache-Control (else "no-store" is sent). Cleared by http_reset(). */
+    int (*resp_hdrs)(struct conn *c, unsigned char **p, unsigned char *end);
+    const void *resp_hdrs_arg; /* borrowed, static: what resp_hdrs needs */
     rtlog_buf resp_body;
 
     /* ingest */

@@ -1,13 +1,15 @@
 #!/bin/sh
 # Install every Debian 12 package rtlog needs to build, test and benchmark.
-# Run as root (or through sudo). Safe to run again.
+# Run as root (or through sudo). Safe to run again. chromium (+ a font) runs the browser
+# tests of the UI headless (tests/integration/browser, npm playwright-core drives it).
 #   tools/deps.sh          install them
 #   tools/deps.sh --list   print the package names (one line), install nothing
 set -eu
 PACKAGES="build-essential cmake pkg-config ca-certificates \
 libwebsockets-dev liblmdb-dev lmdb-utils libmsgpack-dev libjansson-dev \
 libjwt-dev libzstd-dev zstd libssl-dev libcmocka-dev \
-curl python3 procps util-linux"
+curl python3 procps util-linux \
+chromium fonts-dejavu-core"
 if [ "${1:-}" = "--list" ]; then
     echo $PACKAGES
     exit 0

@@ -3,7 +3,9 @@
 # (unit and integration) with ctest. Needs the packages from tools/deps.sh.
 set -eu
 cd "$(dirname "$0")/.."
-if [ -f tests/clients/package.json ] && [ ! -d tests/clients/node_modules ]; then
+# (again when package-lock.json changed since the last install, e.g. playwright-core added)
+if [ -f tests/clients/package.json ] && { [ ! -d tests/clients/node_modules ] ||
+    [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; }; then
     (cd tests/clients && npm ci --no-audit --no-fund)
 fi
 BUILD=${RTLOG_TEST_BUILD:-build-test}

@@ -56,20 +56,39 @@ export function within(p, ms) {
 /**
  * Start `rtlog serve`. opts.args: extra flags (e.g. ['--heartbeat', '0.5']);
  * opts.env: extra environment; opts.dataDir: reuse a directory (restart tests);
+ * opts.listen: HOST:PORT instead of 127.0.0.1:0 (restart on the port a client knows);
  * opts.timeoutMs: how long to wait for the listening line (default 15000).
  * Resolves to a Server (see below) once the server listens.
  */
 export async function startServer(opts = {}) {
   const dataDir = opts.dataDir || mkdtempSync(join(tmpdir(), 'rtlog-it-'));
   const ownsDir = !opts.dataDir;
-  const args = ['serve', '--listen', '127.0.0.1:0', '--data', dataDir, ...(opts.args || [])];
+  const args = ['serve', '--listen', opts.listen || '127.0.0.1:0', '--data', dataDir,
+    ...(opts.args || [])];
   const proc = spawn(rtlogBin(), args, {
     env: { ...process.env, ...(opts.env || {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const srv = new Server(proc, dataDir, ownsDir);
+  srv.opts = opts;
   await srv._waitListening(opts.timeoutMs || 15000);
   return srv;
+}
+
+/**
+ * Stop @srv (SIGTERM, clean drain: its WS get 1001, its SSE end), wait @downMs with nothing
+ * listening, and start a new `rtlog serve` on the same data directory and the same
+ * HOST:PORT, so clients that know the address reconnect to it. Resolves to the new Server
+ * (which owns the directory if @srv did) and the old one's exit {code, signal}.
+ */
+export async function restartServer(srv, downMs = 0, opts = {}) {
+  const exit = await srv.stop();
+  if (downMs > 0) await sleep(downMs);
+  const again = await startServer({ ...srv.opts, ...opts, dataDir: srv.dataDir,
+    listen: `${srv.host}:${srv.port}` });
+  again.ownsDir = srv.ownsDir;
+  srv.ownsDir = false;
+  return { server: again, exit };
 }
 
 export class Server {
