@@ -368,6 +368,104 @@ test('FINDING: a task_completed whose result fits the message limit is stored or
         `stored ${stored.length}, errors ${JSON.stringify(errs.map((e) => [e.code, e.message]))}`);
 });
 
+test('FINDING: a report whose taskId is not an id gets bad_request, and always some reply', async () => {
+    // Input: task_progress with taskId '"' x 128 (or 100 U+0001, or 5000 x's). Happened: the
+    // taskId is never checked against the id alphabet (agents_message, server/agents.c: only
+    // the task table lookup); the refusal text echoes it ("task %.128s is not assigned..."),
+    // JSON-escaped each '"' or control byte grows to 2-6 bytes, the error JSON exceeds
+    // CTL_BYTES (320, server/server_int.h:190) and ctl_push (server/ws.c) drops it: the agent
+    // gets no reply at all. A long plain id gets "forbidden" instead of a bad_request naming
+    // the field. Should: bad_request "field \"taskId\": 1-128 characters of [A-Za-z0-9._:-]"
+    // without echoing the value, as the assignment endpoint answers.
+    const a = await agentTok('aid');
+    const ag = wsOpen(srv, 'agents/aid/task-stream', { token: a });
+    await ag.opened;
+    const ids = ['"'.repeat(128), '\u0001'.repeat(100), '\\'.repeat(200), 'x'.repeat(5000), 'a b'];
+    for (const tid of ids) {
+        const n = errors(ag).length;
+        ag.send({ type: 'task_progress', taskId: tid, progress: 1 });
+        ag.send({ type: 'ping' });
+        const pongs = ag.msgs.filter((m) => m.type === 'pong').length;
+        await ag.waitFor(() => ag.msgs.filter((m) => m.type === 'pong').length > pongs, 10000, 'pong');
+        const got = errors(ag).slice(n);
+        assert.equal(got.length, 1, `taskId ${JSON.stringify(tid.slice(0, 8))}.. (${tid.length}): no error reply`);
+        assert.equal(got[0].code, 'bad_request', `taskId ${JSON.stringify(tid.slice(0, 8))}..: ${got[0].code} ${got[0].message.slice(0, 80)}`);
+        assert.match(got[0].message, /taskId/);
+    }
+    ag.close();
+});
+
+test('HTTP clients that vanish mid-request leave no half-assigned or stuck task ids', async () => {
+    await job('jv');
+    await assign('av', task('v-cancel', 'jv'));
+    const raw = (p, body) => `POST /api/v1/${p} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${admin}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const ids = Array.from({ length: 30 }, (_, i) => `v${i}`);
+    // each request is written whole and the socket destroyed at once (an orchestrator that
+    // crashes right after sending); half of them cut mid-body
+    await Promise.all(ids.map((id, i) => {
+        const body = JSON.stringify(task(id, 'jv'));
+        let bytes = raw('agents/av/tasks', body);
+        if (i % 2) bytes = bytes.slice(0, bytes.length - 10);
+        return rawHttp(srv, bytes, { ms: i % 3 ? 1 : 200 });
+    }));
+    await rawHttp(srv, raw('agents/av/tasks/v-cancel/cancel', '{}'), { ms: 1 });
+    await sleep(1000);
+    const evs = await agentEvents('av');
+    const stored = new Set(evs.filter((e) => e.type === 'task_assigned').map((e) => e.task.taskId));
+    for (const [i, id] of ids.entries()) {
+        if (i % 2) assert.ok(!stored.has(id), `${id}: a cut body was stored`);
+        // the id is either taken by a stored task or free again
+        const r = await api('POST', 'agents/av/tasks', task(id, 'jv'), admin);
+        assert.equal(r.status, stored.has(id) ? 409 : 201, `${id}: ${r.status} ${r.text}`);
+    }
+    const cancelled = evs.some((e) => e.type === 'task_cancelled' && e.taskId === 'v-cancel');
+    const c = await api('POST', 'agents/av/tasks/v-cancel/cancel', {}, admin);
+    assert.equal(c.status, cancelled ? 409 : 201, c.text);
+    assert.ok(alive(srv.pid));
+});
+
+test('a job completed under an open task: reports conflict, cancel and lease still close the task', async () => {
+    const j = await job('jsl');
+    await assign('asl', task('s1', 'jsl'));
+    await assign('asl', task('s2', 'jsl', { timeout: 1 }));
+    const a = await agentTok('asl');
+    const ag = wsOpen(srv, 'agents/asl/task-stream', { token: a });
+    await ag.waitEvents(2);
+    await waitUntil(async () => ofTask(await jobEvents(j), 's2', 'task_started').length, 10000, 'started');
+    await post201(srv, j, { type: 'job_completed', status: 'failed' }, { token: admin });
+    ag.send({ type: 'task_progress', taskId: 's1', progress: 5 });
+    const e = await ag.waitFor((m) => m.type === 'error');
+    assert.equal(e.code, 'conflict', e.message);
+    const c = await api('POST', 'agents/asl/tasks/s1/cancel', { reason: 'late' }, admin);
+    assert.equal(c.status, 201, c.text);
+    await ag.waitFor((m) => m.type === 'task_cancelled' && m.taskId === 's2', 15000, 's2 lease');
+    ag.close();
+    const evs = await jobEvents(j);
+    assert.equal(evs.at(-1).type, 'job_completed');
+    assert.ok(alive(srv.pid));
+});
+
+test('FINDING: credentials numbers reach the agent as posted (0.1 stays 0.1)', async () => {
+    // Input: credentials {"port":0.1,"big":1.5e300}. Happened: the agent receives
+    // {"port":0.10000000000000001,"big":1.5000000000000001e300}: build_assign seals
+    // json_dumps(cred, JSON_COMPACT | JSON_PRESERVE_ORDER) (server/agents.c), jansson's
+    // default 17-digit reals; the payload next to it stays 0.1 (schema keeps the shortest
+    // exact form, README "Event types"). Should: the credentials text as posted, byte for
+    // byte like every other value (seal the exact bytes, or dump with the shortest form).
+    await job('jnum');
+    await assign('anum', { taskId: 'n1', taskType: 't', jobId: 'jnum', targetId: 'x', payload: { port: 0.1 },
+        credentials: { port: 0.1, big: 1.5e300, pw: SECRET } });
+    const a = await agentTok('anum');
+    const ag = wsOpen(srv, 'agents/anum/task-stream', { token: a });
+    await ag.waitEvents(1);
+    const rawFrame = ag.raw.find((m) => m.s.includes('task_assigned')).s;
+    ag.close();
+    assert.ok(rawFrame.includes('"payload":{"port":0.1}'), rawFrame.replace(SECRET, 'SECRET'));
+    assert.ok(rawFrame.includes(`"credentials":{"port":0.1,"big":1.5e+300,"pw":"${SECRET}"}`) ||
+        rawFrame.includes(`"credentials":{"port":0.1,"big":1.5e300,"pw":"${SECRET}"}`), rawFrame.replace(SECRET, 'SECRET'));
+});
+
 test('completion racing a cancellation, and a connection closed with reports in flight: exactly one completion', async () => {
     const j = await job('jrace');
     const ar = await agentTok('arace');
@@ -622,6 +720,37 @@ test('leases: timeout 0.001 and 40 tasks expiring at once: each fails exactly on
     assert.equal(e.code, 'conflict');
     assert.match(e.message, /timed out/);
     w.close();
+});
+
+test('SIGKILL while many leases expire: after a restart every task is closed in its job exactly once', async () => {
+    // Some timeouts are stored in the agent stream and not yet in the job when the process
+    // dies; agents_init must close those (README "Agents", last point) and give the others a
+    // full lease, and no task may end up with two closes.
+    const s = await start({ args: ['--heartbeat', '1'] });
+    const adm = await mint(s.key, { sub: 'adm' });
+    await post201(s, 'deployment-jobs/jk9', [], { token: adm });
+    const ids = Array.from({ length: 60 }, (_, i) => `k9-${i}`);
+    for (const id of ids) {
+        const r = await fetch(`${s.base}/api/v1/agents/ak9/tasks`, { method: 'POST',
+            headers: { authorization: `Bearer ${adm}`, 'content-type': 'application/json' },
+            body: JSON.stringify(task(id, 'jk9', { timeout: 0.3 })) });
+        assert.equal(r.status, 201);
+    }
+    await sleep(200);
+    await s.kill();
+    const s2 = await start({ dataDir: s.dataDir, args: ['--heartbeat', '1'] });
+    servers.push(s2);
+    const je = await waitUntil(async () => {
+        const x = await storedEvents(s2, adm, 'deployment-jobs/jk9');
+        return ids.every((id) => ofTask(x, id, 'task_completed').length) ? x : null;
+    }, 30000, 'every task closed in the job after the restart');
+    for (const id of ids) {
+        assert.equal(ofTask(je, id, 'task_completed').length, 1, `${id}: closes in the job`);
+        assert.equal(ofTask(je, id, 'task_completed')[0].status, 'failed', id);
+    }
+    const ae = await agentEvents('ak9', s2, adm);
+    for (const id of ids)
+        assert.equal(ae.filter((e) => e.type === 'task_cancelled' && e.taskId === id).length, 1, `${id}: timeouts told to the agent`);
 });
 
 // ---- dashboard retention ------------------------------------------------------------------
