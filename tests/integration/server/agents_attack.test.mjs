@@ -517,20 +517,24 @@ test('two connections of one agent: both get the credentials, one task_started; 
 });
 
 test('FINDING: a token with a wildcard grant can report as any agent', async () => {
-    // Input: the orchestrator/admin token (subscribe "*", publish "*") opens
-    // WS /api/v1/agents/aimp/task-stream and sends {"type":"task_completed","taskId":..,
-    // "success":true}. Happened: stored in the job as the agent's completion (status
-    // succeeded, agentId of the path). rtlog_principal_can(pr, 1, "agents/aimp")
-    // (server/auth.c:255) matches the publish wildcard before the exact-subscribe rule, and
-    // agents_message (server/agents.c) uses it. README "Agents": "The agent is the one the
-    // token and path name"; auth.c's own comment: "Wildcards do not, so a viewer with "*"
-    // cannot speak as any agent". Should: only a token holding exactly agents/<id> in
-    // subscribe reports for agent <id> (rtlog_principal_is_agent), as only it gets the
-    // credentials; a publish grant on agents/* is the orchestrator's right to assign and
-    // cancel, not to forge an agent's results into the job stream.
+    // Input: the orchestrator's token (subscribe "*", publish "agents/*": it may assign and
+    // cancel, it may NOT publish to deployment-jobs/*) opens WS /api/v1/agents/aimp/task-stream
+    // and sends {"type":"task_completed","taskId":"imp1","success":true,"result":{..}}.
+    // Happened: stored in deployment-jobs/jimp as the agent's completion (status succeeded,
+    // agentId of the path), although a direct POST to that job is 403 for this token.
+    // rtlog_principal_can(pr, 1, "agents/aimp") (server/auth.c:255) matches the publish
+    // wildcard before its exact-subscribe rule, and agents_message (server/agents.c) uses it.
+    // README "Agents": "The agent is the one the token and path name"; auth.c's comment:
+    // "Wildcards do not, so a viewer with "*" cannot speak as any agent". Should: only a token
+    // holding exactly agents/<id> in subscribe reports for agent <id>
+    // (rtlog_principal_is_agent), the same test that decides who gets the credentials. (If an
+    // admin's "*"/"*" token is meant to report, say so in the README; the orchestrator's
+    // agents/* publish grant should still not reach into job streams.)
     const j = await job('jimp');
     await assign('aimp', task('imp1', 'jimp'));
-    const ag = wsOpen(srv, 'agents/aimp/task-stream', { token: admin });
+    const direct = await post(srv, j, { type: 'task_completed', taskId: 'imp1', status: 'succeeded' }, { token: orch });
+    assert.equal(direct.status, 403, 'the orchestrator token cannot publish to the job');
+    const ag = wsOpen(srv, 'agents/aimp/task-stream', { token: orch });
     await ag.waitEvents(1);
     assert.equal(ag.events()[0].task.credentials, '[REDACTED]', 'a wildcard token got the credentials');
     ag.send({ type: 'task_completed', taskId: 'imp1', success: true, result: { forged: true } });
@@ -614,6 +618,9 @@ test('credentials never leak: filters, cursors, SSE vs WS, wildcard and mixed to
         assert.ok(!nd.includes(SECRET), stream);
     }
     assert.ok(!srv.output().includes(SECRET), 'secret in the debug log');
+    // the sealing key made on first start is readable by its owner only
+    const mode = fs.statSync(path.join(srv.dataDir, 'secrets-key')).mode & 0o777;
+    assert.equal(mode & 0o077, 0, `secrets-key mode ${mode.toString(8)}`);
 });
 
 test('FINDING: a payload object {"sealed":"rtlog-sealed:v1:..."} hides the agent\'s real credentials from it', async () => {
