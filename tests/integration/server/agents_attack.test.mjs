@@ -39,7 +39,7 @@ after(async () => {
     }
 });
 
-const agentTok = (id, extra = {}) => mint(srv.key, { sub: `agent-${id}`, subscribe: [`agents/${id}`], publish: [], ...extra });
+const agentTok = (id, extra = {}) => mint(srv.key, { sub: `agent-${id}`.slice(0, 100), subscribe: [`agents/${id}`], publish: [], ...extra });
 
 async function api(method, p, body, token, headers = {}) {
     const h = { 'content-type': 'application/json', ...headers };
@@ -242,6 +242,26 @@ test('cancel paths: encoded slashes, trailing slash, very long, other agent, pen
     const evs = await jobEvents('deployment-jobs/jc');
     assert.equal(ofTask(evs, 'c1', 'task_completed').length, 1);
     assert.equal(ofTask(evs, 'c3', 'task_completed').length, c.status === 201 ? 1 : 0);
+});
+
+test('ids at their longest: a 128-character agent, task and job work end to end', async () => {
+    const A = 'a'.repeat(128), T = 't'.repeat(128), J = 'j'.repeat(128);
+    const j = await job(J);
+    await assign(A, task(T, J));
+    const tok = await agentTok(A);
+    const ag = wsOpen(srv, `agents/${A}/task-stream`, { token: tok });
+    await ag.waitEvents(1);
+    assert.equal(ag.events()[0].task.credentials['registry.password'], SECRET);
+    ag.send({ type: 'task_progress', taskId: T, progress: 10 });
+    ag.send({ type: 'task_completed', taskId: T, success: true });
+    const evs = await waitUntil(async () => {
+        const x = await jobEvents(j);
+        return ofTask(x, T, 'task_completed').length ? x : null;
+    }, 10000, 'completion');
+    assert.deepEqual(ofTask(evs, T).map((e) => e.type), ['task_started', 'task_progress', 'task_completed']);
+    assert.equal(ofTask(evs, T)[0].agentId, A);
+    ag.close();
+    assert.equal((await api('POST', `agents/${A}/tasks/${T}/cancel`, {}, admin)).status, 409);
 });
 
 // ---- the agent's WebSocket ----------------------------------------------------------------
