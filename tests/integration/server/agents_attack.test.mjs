@@ -415,6 +415,34 @@ test('FINDING: a report whose taskId is not an id gets bad_request, and always s
     ag.close();
 });
 
+test('FINDING: a task_log line with \\u0000 is stored byte for byte like any log line', async () => {
+    // Input: {"type":"task_log","taskId":"nul1","message":"before\u0000after"} on the agent's
+    // WS. Happened: bad_request "message must be a JSON object with a string \"type\"":
+    // handle_message (server/ws.c) parses every message with JSON_REJECT_DUPLICATES but
+    // without JSON_ALLOW_NUL, so the report never reaches agents_message (which parses with
+    // JSON_ALLOW_NUL). Ingest stores the same string in a step_log line (README "strings are
+    // carried byte for byte (... \u0000 ...)"). Should: stored as the job's task_log line
+    // "before\u0000after"; at least an error that names the field, not a claim that the
+    // message is not a JSON object.
+    const j = await job('jnul');
+    await assign('anul', task('nul1', 'jnul'));
+    const a = await agentTok('anul');
+    const ag = wsOpen(srv, 'agents/anul/task-stream', { token: a });
+    await ag.waitEvents(1);
+    ag.send('{"type":"task_log","taskId":"nul1","message":"before\\u0000after","level":"info"}');
+    ag.send({ type: 'ping' });
+    await ag.waitFor((m) => m.type === 'pong');
+    await sleep(300);
+    const errs = errors(ag);
+    ag.close();
+    assert.deepEqual(errs.map((e) => e.message), []);
+    const logs = await waitUntil(async () => {
+        const x = ofTask(await jobEvents(j), 'nul1', 'task_log');
+        return x.length ? x : null;
+    }, 10000, 'the task_log in the job');
+    assert.equal(logs[0].line, 'before\u0000after');
+});
+
 test('HTTP clients that vanish mid-request leave no half-assigned or stuck task ids', async () => {
     await job('jv');
     await assign('av', task('v-cancel', 'jv'));
