@@ -36,11 +36,12 @@
 #include <time.h>
 
 #define JFLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
-#define MAX_REPORTS_INFLIGHT 64      /* per agent connection */
 #define TIMEOUT_MAX_S 2592000.0      /* 30 days */
 #define RETRY_MS 5000u               /* a failed lease/close append is retried after this */
 #define SEALED_KEY "sealed"          /* credentials are stored as {"sealed": "<envelope>"} */
 
+/* Leases run on the monotonic clock (srv_now_ms) so a wall-clock jump cannot expire them
+ * all at once; durations and timestamps use the wall clock. */
 static uint64_t wall_ms(void)
 {
     struct timespec ts;
@@ -183,6 +184,64 @@ static void queue_close(struct srv *s, rtlog_task *t, const char *reason)
 
 /* ---- assignment and cancellation (HTTP) ----------------------------------------------- */
 
+/* Overwrite the bytes of every string in @v (jansson owns them; they are about to be freed)
+ * so a task's credentials do not linger in freed heap memory. */
+static void cleanse_json(json_t *v)
+{
+    const char *k;
+    json_t *x;
+    size_t i;
+    if (json_is_string(v)) {
+        OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, k, x)
+            cleanse_json(x);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+            cleanse_json(x);
+    }
+}
+
+/* The credentials object as canonical JSON, byte-exact like every stored value (strings as
+ * sent, reals in their shortest form: jansson's own dump would print 0.1 as
+ * 0.10000000000000001). It goes through the schema's packer and renderer inside a
+ * throw-away task_cancelled record whose last key is "credentials"; what follows that
+ * key's colon, minus the closing brace, is the value. Appends to @out. */
+static rtlog_err credentials_text(json_t *cred, rtlog_buf *out)
+{
+    static const char pre[] = "{\"type\":\"task_cancelled\",\"taskId\":\"x\",\"credentials\":";
+    json_t *ev = json_object();
+    rtlog_batch b = {0};
+    rtlog_buf line = {0};
+    rtlog_err rc = RTLOG_E_NOMEM;
+    if (!ev || json_object_set_new(ev, "type", json_string("task_cancelled")) ||
+        json_object_set_new(ev, "taskId", json_string("x")) ||
+        json_object_set(ev, "credentials", cred))
+        goto out;
+    rtlog_parse_opts po = {.family = RTLOG_FAM_AGENT_TASK, .max_event_bytes = (size_t)1 << 30};
+    if ((rc = rtlog_schema_parse_values(&po, &ev, 1, &b, NULL)) != RTLOG_OK)
+        goto out;
+    if ((rc = rtlog_schema_render(b.recs[0].mp, b.recs[0].mp_len, 0, 0, &line)) != RTLOG_OK)
+        goto out;
+    size_t pl = sizeof pre - 1;
+    if (line.len < pl + 1 || memcmp(line.p, pre, pl) != 0 || line.p[line.len - 1] != '}') {
+        rc = RTLOG_E_CORRUPT; /* cannot happen: the renderer keeps key order */
+        goto out;
+    }
+    rc = rtlog_buf_append(out, line.p + pl, line.len - pl - 1);
+out:
+    if (line.p)
+        OPENSSL_cleanse(line.p, line.len);
+    rtlog_buf_free(&line);
+    for (size_t i = 0; i < b.n; i++)
+        OPENSSL_cleanse((void *)b.recs[i].mp, b.recs[i].mp_len);
+    rtlog_batch_free(&b);
+    if (ev)
+        json_object_del(ev, "credentials"); /* the caller still owns @cred */
+    json_decref(ev);
+    return rc;
+}
+
 /* A string member of @o that must be present (or, with @optional, may be absent), at most
  * @max bytes, without NUL bytes. NULL and @why set when it is not acceptable. */
 static const char *str_member(json_t *o, const char *name, int optional, size_t max, char *why,
@@ -277,19 +336,23 @@ static rtlog_err build_assign(struct conn *c, const char *body, size_t len, rtlo
         goto out;
     }
 
+    /* The event limit covers the task as the agent will receive it, credentials included
+     * (the stored, sealed form is bigger still). */
+    if (len > s->cfg.max_event_bytes) {
+        snprintf(msg, cap, "task is %zu bytes as JSON, over the event limit of %" PRIu64, len,
+                 s->cfg.max_event_bytes);
+        rc = RTLOG_E_TOOBIG;
+        goto out;
+    }
     if (cred) {
         /* Sealed before anything else sees it: the event, the store and the logs only ever
          * hold the envelope. */
-        char *txt = json_dumps(cred, JSON_COMPACT | JSON_PRESERVE_ORDER);
         char aad[RTLOG_STREAM_MAX + RTLOG_ID_MAX + 2];
         int al = seal_aad(aad, sizeof aad, c->stream, tid);
-        rtlog_err src = txt && al > 0 ? rtlog_secret_seal(s->seal_key, aad, (size_t)al, txt,
-                                                          strlen(txt), &env)
-                                      : RTLOG_E_NOMEM;
-        if (txt) {
-            OPENSSL_cleanse(txt, strlen(txt));
-            free(txt);
-        }
+        rtlog_err src = al > 0 ? credentials_text(cred, &plain) : RTLOG_E_NOMEM;
+        if (src == RTLOG_OK)
+            src = rtlog_secret_seal(s->seal_key, aad, (size_t)al, plain.p, plain.len, &env);
+        cleanse_json(cred);
         if (src != RTLOG_OK) {
             snprintf(msg, cap, "cannot seal the credentials: %s", rtlog_strerror(src));
             rc = src;
@@ -337,6 +400,8 @@ out:
     if (env.p)
         OPENSSL_cleanse(env.p, env.len);
     rtlog_buf_free(&env);
+    if (plain.p)
+        OPENSSL_cleanse(plain.p, plain.len);
     rtlog_buf_free(&plain);
     json_decref(sealed);
     json_decref(ev);
@@ -424,7 +489,7 @@ void agents_ingest_done(struct srv *s, struct job *j, int queued)
             return;
         }
         t->state = RTLOG_TASK_ASSIGNED;
-        t->deadline_ms = wall_ms() + t->timeout_ms;
+        t->deadline_ms = srv_now_ms() + t->timeout_ms;
         LOG_INFO("task %s assigned to %s (job %s) seq=%" PRIu64, t->task_id, t->agent, t->job,
                  j->res.last_seq);
         return;
@@ -452,6 +517,7 @@ static void reports_unlink(struct job *j)
             break;
         }
     j->conn = NULL;
+    ws_rx_update(c);
 }
 
 void agents_conn_release(struct conn *c)
@@ -483,10 +549,15 @@ int agents_message(struct conn *c, const char *type, const char *p, size_t len)
         return 0;
     char why[320];
     s->m_reports++;
-    /* Identity comes from the token and the stream it opened, never from the message. */
-    if (!rtlog_principal_can(c->pr, 1, c->stream)) {
+    /* Identity comes from the token and the stream it opened, never from the message, and
+     * only the agent itself reports: a token holding exactly agents/<id> in `subscribe`
+     * (CONTRACT "Agents"). Wildcard grants (an orchestrator's or a viewer's) may watch the
+     * stream but not speak for the agent, so no one can forge a completion for it. */
+    if (!rtlog_principal_is_agent(c->pr, c->stream)) {
         s->m_reports_refused++;
-        ws_ctl_error(c, RTLOG_E_FORBIDDEN, "this token may not report on this agent's tasks");
+        ws_ctl_error(c, RTLOG_E_FORBIDDEN,
+                     "only the agent itself (a token with exactly this agents/<id> in subscribe) "
+                     "may report on its tasks");
         return 1;
     }
     rtlog_parse_opts po = {.family = RTLOG_FAM_AGENT_REPORT,
@@ -501,12 +572,19 @@ int agents_message(struct conn *c, const char *type, const char *p, size_t len)
     rtlog_batch_free(&vb);
     json_error_t je;
     json_t *m = json_loadb(p, len, JFLAGS, &je); /* valid: the schema just parsed it */
-    const char *tid = json_string_value(json_object_get(m, "taskId"));
-    rtlog_task *t = tid ? rtlog_tasks_find(s->tasks, tid) : NULL;
+    json_t *jt = json_object_get(m, "taskId");
+    const char *tid = json_string_value(jt);
+    rtlog_task *t = NULL;
     json_t *evs[2] = {NULL, NULL};
     size_t n = 0;
     rtlog_err code = RTLOG_OK;
-    if (!t || t->state == RTLOG_TASK_PENDING || strcmp(t->agent, c->stream) != 0) {
+    if (!tid || !rtlog_task_id_valid(tid, json_string_length(jt))) {
+        /* never echoed: it is the client's bytes, and an id can only ever be of this form */
+        code = RTLOG_E_INVAL;
+        snprintf(why, sizeof why, "field \"taskId\": must be 1-%d characters of [A-Za-z0-9._:-]",
+                 RTLOG_ID_MAX);
+    } else if (!(t = rtlog_tasks_find(s->tasks, tid)) || t->state == RTLOG_TASK_PENDING ||
+               strcmp(t->agent, c->stream) != 0) {
         /* unknown and foreign tasks get the same answer: no oracle on other agents' ids */
         code = RTLOG_E_FORBIDDEN;
         snprintf(why, sizeof why, "task %.128s is not assigned to this agent", tid ? tid : "");
@@ -516,10 +594,10 @@ int agents_message(struct conn *c, const char *type, const char *p, size_t len)
                  t->state == RTLOG_TASK_DONE        ? "already completed"
                  : t->state == RTLOG_TASK_CANCELLED ? (t->timed_out ? "timed out" : "cancelled")
                                                     : "being completed or cancelled");
-    } else if (c->nreports >= MAX_REPORTS_INFLIGHT) {
+    } else if (c->nreports >= AGENT_REPORTS_MAX) {
         code = RTLOG_E_LIMIT;
         snprintf(why, sizeof why, "more than %d reports waiting to be stored: slow down",
-                 MAX_REPORTS_INFLIGHT);
+                 AGENT_REPORTS_MAX);
     }
     if (code != RTLOG_OK) {
         s->m_reports_refused++;
@@ -561,6 +639,13 @@ int agents_message(struct conn *c, const char *type, const char *p, size_t len)
     free_evs(evs, n);
     if (rc != RTLOG_OK) {
         s->m_reports_refused++;
+        if (rc == RTLOG_E_TOOBIG || rc == RTLOG_E_INVAL) {
+            /* the job event made of it is over the event limit (a huge result) */
+            char msg[sizeof why + 64];
+            snprintf(msg, sizeof msg, "report not stored: as a job event %s", why);
+            ws_ctl_error(c, rc, msg);
+            return 1;
+        }
         LOG_ERR("conn=%" PRIu64 " report for task %s: %s", c->id, t->task_id, why);
         ws_ctl_error(c, rc == RTLOG_E_NOMEM ? RTLOG_E_NOMEM : RTLOG_E_IO,
                      "report not stored: internal error");
@@ -578,7 +663,7 @@ int agents_message(struct conn *c, const char *type, const char *p, size_t len)
     }
     if (kind == 3)
         t->busy = 1;
-    t->deadline_ms = now + t->timeout_ms; /* any report renews the lease */
+    t->deadline_ms = srv_now_ms() + t->timeout_ms; /* any report renews the lease */
     return 1;
 }
 
@@ -647,7 +732,7 @@ void agents_job_done(struct srv *s, struct job *j)
             LOG_INFO("task %s of %s %s", t->task_id, t->agent, reason);
             queue_close(s, t, reason);
         } else {
-            t->deadline_ms = wall_ms() + RETRY_MS;
+            t->deadline_ms = srv_now_ms() + RETRY_MS;
             LOG_ERR("task %s: cannot store its timeout: %s", t->task_id, j->ei.text);
         }
     } else if (j->op == JOB_CLOSE) {
@@ -697,27 +782,36 @@ void agents_tick(struct srv *s)
 {
     if (!s->tasks || s->draining)
         return;
-    struct tick_ctx tc = {s, wall_ms()};
+    struct tick_ctx tc = {s, srv_now_ms()};
     rtlog_tasks_each(s->tasks, tick_one, &tc);
 }
 
 /* ---- the agent's own connection: personal frames ----------------------------------- */
 
-/* Find `"sealed":"<envelope>"` of the credentials in a rendered task_assigned line and
- * give the envelope (inside @json). 0 on success. */
-static int find_envelope(const char *json, size_t len, const char **env, size_t *env_len)
+/* Where, in a rendered task_assigned line, is the value of task.credentials: the object
+ * {"sealed":"<envelope>"} with @ev's own envelope (read by jansson from that very line, so
+ * a look-alike elsewhere in the payload cannot be taken for it: the envelope holds a
+ * random nonce). Returns 0 and the object's offset/length and the envelope, or -1. */
+static int find_envelope(const char *json, size_t len, json_t *ev, size_t *obj_off,
+                         size_t *obj_len, const char **env, size_t *env_len)
 {
-    static const char key[] = "{\"" SEALED_KEY "\":\"" RTLOG_SECRET_PREFIX;
-    size_t kl = sizeof key - 1;
-    for (size_t i = 0; i + kl <= len; i++) {
-        if (memcmp(json + i, key, kl) != 0)
+    json_t *cred = json_object_get(json_object_get(ev, "task"), "credentials");
+    json_t *sv = json_object_get(cred, SEALED_KEY);
+    if (!json_is_object(cred) || json_object_size(cred) != 1 || !json_is_string(sv))
+        return -1;
+    const char *e = json_string_value(sv);
+    size_t el = json_string_length(sv);
+    static const char open[] = "{\"" SEALED_KEY "\":\"";
+    size_t ol = sizeof open - 1;
+    /* the envelope is base64 and a prefix of printable ASCII: rendered without escapes */
+    for (size_t i = 0; i + ol + el + 2 <= len; i++) {
+        if (memcmp(json + i, open, ol) != 0 || memcmp(json + i + ol, e, el) != 0 ||
+            memcmp(json + i + ol + el, "\"}", 2) != 0)
             continue;
-        const char *e = json + i + kl - strlen(RTLOG_SECRET_PREFIX);
-        const char *q = memchr(e, '"', len - (size_t)(e - json));
-        if (!q || (size_t)(q - json) + 2 > len || q[1] != '}')
-            return -1;
-        *env = e;
-        *env_len = (size_t)(q - e);
+        *obj_off = i;
+        *obj_len = ol + el + 2;
+        *env = json + i + ol;
+        *env_len = el;
         return 0;
     }
     return -1;
@@ -755,8 +849,8 @@ static rtlog_err personal(void *ctx, void *user, uint64_t seq, const void *mp, s
     }
 
     const char *env;
-    size_t env_len;
-    if (find_envelope(line.p, line.len, &env, &env_len) != 0)
+    size_t env_len, obj_off, obj_len;
+    if (find_envelope(line.p, line.len, ev, &obj_off, &obj_len, &env, &env_len) != 0)
         goto out; /* no credentials: nothing personal to add */
     char aad[RTLOG_STREAM_MAX + RTLOG_ID_MAX + 2];
     int al = seal_aad(aad, sizeof aad, t->agent, t->task_id);
@@ -769,8 +863,7 @@ static rtlog_err personal(void *ctx, void *user, uint64_t seq, const void *mp, s
         goto out;
     }
     /* The line with the envelope object replaced by the credentials object. */
-    size_t pre = (size_t)(env - line.p) - strlen("{\"" SEALED_KEY "\":\"");
-    size_t post = (size_t)(env - line.p) + env_len + 2; /* after `"}` */
+    size_t pre = obj_off, post = obj_off + obj_len;
     if (rtlog_buf_append(out, line.p, pre) != RTLOG_OK ||
         rtlog_buf_append(out, plain.p, plain.len) != RTLOG_OK ||
         rtlog_buf_append(out, line.p + post, line.len - post) != RTLOG_OK) {
@@ -1043,7 +1136,7 @@ int agents_init(struct srv *s)
         LOG_ERR("cannot load agent tasks from the store: %s (%s)", rtlog_strerror(rc), ei.text);
         return -1;
     }
-    struct repair_ctx rp = {s, wall_ms(), 0, 0};
+    struct repair_ctx rp = {s, srv_now_ms(), 0, 0};
     rtlog_tasks_each(s->tasks, repair_one, &rp);
     if (rtlog_tasks_count(s->tasks))
         LOG_INFO("agent tasks: %zu known, %u open, %u closed in their job after a restart",

@@ -540,6 +540,8 @@ int http_body_done(struct conn *c)
     rtlog_err rc;
     if (c->amode != JOB_INGEST) {
         rc = agents_build(c, body, c->body.len, &batch, task_id, ei.text, sizeof ei.text);
+        if (c->amode == JOB_ASSIGN && c->body.p)
+            explicit_bzero(c->body.p, c->body.len); /* it held the task's credentials */
         if (rc != RTLOG_OK) {
             rtlog_buf_free(&c->body);
             s->m_ingest_rejected++;

@@ -226,6 +226,7 @@ void srv_conn_release(struct conn *c)
     rtlog_buf_free(&c->resp_body);
     rtlog_buf_free(&c->body);
     rtlog_buf_free(&c->rx);
+    ws_ctl_free(c);
     free(c->rare); /* after rtlog_replay_close(): nothing points into it any more */
     c->rare = NULL;
     c->has_sse_err = 0;

@@ -186,20 +186,30 @@ enum conn_kind { CK_NONE = 0, CK_HTTP, CK_INGEST, CK_SSE, CK_WS };
 
 enum resp_stage { RS_NONE = 0, RS_HEADERS, RS_BODY };
 
-#define CTL_MAX 4        /* queued control messages per WS (pong replies, errors) */
-#define CTL_BYTES 320
+#define CTL_MAX 64       /* queued control replies per WS (pong replies, errors); a client
+                          * that lets more pile up unread is closed (1008) */
+#define AGENT_REPORTS_INFLIGHT 64 /* an agent's reports waiting for their commit: at this
+                                   * many its socket is no longer read until some land */
+#define AGENT_REPORTS_MAX 256     /* ... and beyond this (already buffered) rate_limited */
+#define CTL_PAUSE 16     /* stop reading a WS while this many replies wait to be written */
 
 /* Buffers of struct conn used only on rare paths (a ?types= filter, an error to send, a
  * deferred ingest error, queued control replies, a close reason): allocated on first use
  * by conn_rare() and freed with the connection, so an idle WebSocket does not carry
  * ~3 KiB it never touches (tools/bench/RESULTS.md "Idle"). */
+struct ctlmsg {          /* one queued control reply */
+    struct ctlmsg *next;
+    size_t len;
+    char s[];
+};
+
 struct conn_rare {
     char types[512];            /* ?types= of a stream connection ("" = all) */
     char sse_err[512];          /* an SSE error event to send, then end */
     char err_json[512];         /* WS error message to send before closing */
     char deferred_msg[256];     /* ingest: the deferred error's message */
     char close_reason[64];
-    char ctl[CTL_MAX][CTL_BYTES];
+    struct ctlmsg *ctl_head, *ctl_tail; /* queued control replies (owned) */
     char task_id[RTLOG_ID_MAX + 1]; /* JOB_CANCEL request: the task */
 };
 
@@ -285,7 +295,8 @@ struct conn {
     int peer_closed;            /* the client sent a close frame */
     int err_pending;
     int close_code;             /* close with this at the next WRITEABLE (after err) */
-    size_t nctl;                /* control replies queued in rare->ctl */
+    size_t nctl;                /* control replies queued in rare->ctl_head */
+    int rx_paused;              /* lws_rx_flow_control(wsi, 0) in effect */
     struct conn_rare *rare;     /* owned; NULL until a rare path needs it */
 };
 
@@ -362,6 +373,10 @@ void agents_tick(struct srv *s);
 void agents_conn_release(struct conn *c);
 /* Send a control message (error) on a WS (ws.c). */
 void ws_ctl_error(struct conn *c, rtlog_err code, const char *message);
+/* Pause reading a WS while replies or reports pile up, resume when they drain (ws.c). */
+void ws_rx_update(struct conn *c);
+/* Free the queued control replies of @c (server.c at release). */
+void ws_ctl_free(struct conn *c);
 
 /* sse.c */
 int sse_start(struct conn *c, const route *r);

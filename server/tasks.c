@@ -130,6 +130,9 @@ int rtlog_task_id_valid(const char *s, size_t len)
 {
     if (!s || len == 0 || len > RTLOG_ID_MAX)
         return 0;
+    /* "." and ".." would be collapsed away by the HTTP path normalisation of the cancel URL */
+    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+        return 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||

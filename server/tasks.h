@@ -51,7 +51,8 @@ typedef struct rtlog_task {
     int timed_out;                       /* CANCELLED by the lease */
     int job_closed;                      /* the job stream has this task's task_completed */
     uint64_t timeout_ms;                 /* lease length */
-    uint64_t deadline_ms;                /* Unix ms; the lease ends here (0 = none) */
+    uint64_t deadline_ms;                /* monotonic ms (CLOCK_MONOTONIC); the lease ends
+                                          * here (0 = none) */
     uint64_t started_ms;                 /* Unix ms of task_started (0 = not started) */
 } rtlog_task;
 
@@ -81,7 +82,7 @@ void rtlog_tasks_each(rtlog_tasks *t, void (*fn)(void *ctx, rtlog_task *task), v
 size_t rtlog_tasks_count(const rtlog_tasks *t);
 
 /* Is @s/@len a task id: 1-128 bytes of [A-Za-z0-9._:-] (the stream id alphabet, so a task
- * id can be used in a path and a log line as is)? Returns 1 or 0. */
+ * id can be used in a path and a log line as is), and not "." or ".."? Returns 1 or 0. */
 int rtlog_task_id_valid(const char *s, size_t len);
 
 /* Is the task open (ASSIGNED or STARTED, no ending in flight)? Reports, cancellation and

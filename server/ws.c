@@ -63,13 +63,59 @@ void ws_fail(struct conn *c, rtlog_err code, const char *message)
     fail_with(c, code, message, status >= 500 ? 1011 : 4000 + status);
 }
 
+void ws_ctl_free(struct conn *c)
+{
+    if (!c->rare)
+        return;
+    while (c->rare->ctl_head) {
+        struct ctlmsg *m = c->rare->ctl_head;
+        c->rare->ctl_head = m->next;
+        free(m);
+    }
+    c->rare->ctl_tail = NULL;
+    c->nctl = 0;
+}
+
+void ws_rx_update(struct conn *c)
+{
+    if (!c->wsi || c->kind != CK_WS || c->rx_discard)
+        return;
+    int pause = c->nctl >= CTL_PAUSE || c->nreports >= AGENT_REPORTS_INFLIGHT;
+    if (pause == c->rx_paused)
+        return;
+    c->rx_paused = pause;
+    lws_rx_flow_control(c->wsi, !pause);
+}
+
+/* Queue a reply. Every message gets its answer: when replies pile up the socket is no
+ * longer read (ws_rx_update) until they are written, so a client that sends faster than
+ * it reads is slowed down by TCP instead of losing answers. Only a client that keeps
+ * sending what was already in flight past CTL_MAX unread replies is closed (1008), which
+ * it sees, rather than losing a reply silently. */
 static void ctl_push(struct conn *c, const char *json, size_t len)
 {
-    if (c->nctl >= CTL_MAX || len >= CTL_BYTES || !conn_rare(c))
-        return; /* a client that floods us and does not read loses replies, not memory */
-    memcpy(c->rare->ctl[c->nctl], json, len);
-    c->rare->ctl[c->nctl][len] = '\0';
+    if (c->close_code || c->err_pending)
+        return;
+    if (c->nctl >= CTL_MAX) {
+        ws_close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "replies not read");
+        return;
+    }
+    struct ctlmsg *m = conn_rare(c) ? malloc(sizeof *m + len + 1) : NULL;
+    if (!m) {
+        ws_close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->s, json, len);
+    m->s[len] = '\0';
+    if (c->rare->ctl_tail)
+        c->rare->ctl_tail->next = m;
+    else
+        c->rare->ctl_head = m;
+    c->rare->ctl_tail = m;
     c->nctl++;
+    ws_rx_update(c);
     srv_want_write(c);
 }
 
@@ -108,6 +154,14 @@ static void authenticate(struct conn *c, const char *tok, size_t len)
         if (!rtlog_principal_can(pr, 0, c->stream)) {
             rtlog_principal_free(pr);
             ws_fail(c, RTLOG_E_FORBIDDEN, "new token has no access to this stream");
+            return;
+        }
+        /* On an agent stream the token decides who may report and who gets the task
+         * credentials (agents.c): a new token may extend the connection, not change who
+         * is on it. */
+        if (rtlog_principal_is_agent(pr, c->stream) != rtlog_principal_is_agent(c->pr, c->stream)) {
+            rtlog_principal_free(pr);
+            ws_fail(c, RTLOG_E_FORBIDDEN, "new token is not the same agent identity");
             return;
         }
         rtlog_principal_free(c->pr);
@@ -197,10 +251,16 @@ int ws_established(struct conn *c)
 static void handle_message(struct conn *c, const char *p, size_t len)
 {
     json_error_t je;
-    json_t *m = json_loadb(p, len, JSON_REJECT_DUPLICATES, &je);
+    /* NUL is allowed inside strings, as on ingest (a log line may hold one); a type with a
+     * NUL in it is no type. */
+    json_t *m = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     const char *type = NULL;
-    if (m && json_is_object(m))
-        type = json_string_value(json_object_get(m, "type"));
+    if (m && json_is_object(m)) {
+        json_t *t = json_object_get(m, "type");
+        type = json_string_value(t);
+        if (type && strlen(type) != json_string_length(t))
+            type = NULL;
+    }
 
     if (type && !strcmp(type, "auth")) {
         /* First-message auth, or re-auth on an open stream to extend its expiry. */
@@ -343,12 +403,16 @@ int ws_writeable(struct conn *c)
     /* Control replies go out before authentication too (only the one pre-auth hint can be
      * queued then); heartbeats and events only once the stream has started. */
     if (c->nctl) {
-        char msg[CTL_BYTES];
-        snprintf(msg, sizeof msg, "%s", c->rare->ctl[0]);
-        memmove(c->rare->ctl[0], c->rare->ctl[1], (c->nctl - 1) * sizeof c->rare->ctl[0]);
+        struct ctlmsg *m = c->rare->ctl_head;
+        c->rare->ctl_head = m->next;
+        if (!m->next)
+            c->rare->ctl_tail = NULL;
         c->nctl--;
-        if (write_text(c, msg, strlen(msg)))
+        int rc = write_text(c, m->s, m->len);
+        free(m);
+        if (rc)
             return -1;
+        ws_rx_update(c);
         srv_want_write(c);
         return 0;
     }

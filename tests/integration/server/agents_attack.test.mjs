@@ -194,7 +194,7 @@ test('the same taskId: concurrently on one agent, and on two agents: exactly one
     assert.equal(n, 1, 'one task_assigned stored in all');
 });
 
-test('FINDING: taskId "." or ".." is accepted but can never be cancelled (the cancel path collapses)', async () => {
+test('was a finding: taskId "." or ".." is accepted but can never be cancelled (the cancel path collapses)', async () => {
     // Input: POST /api/v1/agents/ad/tasks {"taskId":"..",...} -> 201. Then
     // POST /api/v1/agents/ad/tasks/../cancel: lws collapses the dot segment (README Known
     // limits), the request becomes /api/v1/agents/ad/cancel and the task cannot be cancelled
@@ -327,7 +327,7 @@ test('reports before auth, on a non-agent stream, with wrong types, for foreign 
     assert.ok(ofTask(evs, 'w1').every((e) => e.type === 'task_started'), JSON.stringify(evs));
 });
 
-test('FINDING: every report in a burst is either stored or refused with an error the agent receives', async () => {
+test('was a finding: every report in a burst is either stored or refused with an error the agent receives', async () => {
     // Input: an agent sends 150 reports in one burst, 100 for its task (progress) and 50 for
     // an unknown task. Happened: the refusals (forbidden, and rate_limited beyond 64 in
     // flight) are queued as control replies in a 4-slot queue (server/ws.c ctl_push, CTL_MAX
@@ -362,7 +362,7 @@ test('FINDING: every report in a burst is either stored or refused with an error
         `sent ${N}, stored ${stored.length}, refusals received ${refusedN} (codes ${[...new Set(errors(ag).map((e) => e.code))]})`);
 });
 
-test('FINDING: a task_completed whose result fits the message limit is stored or refused as bad_request, not internal_error', async () => {
+test('was a finding: a task_completed whose result fits the message limit is stored or refused as bad_request, not internal_error', async () => {
     // Input: task_completed with a `result` making the report just under 1 MiB (the WS
     // message and event limit). Happened: the report passes validation, the job event built
     // from it (+ targetId, status, duration, timestamp) is over 1 MiB, queue_events fails and
@@ -388,7 +388,7 @@ test('FINDING: a task_completed whose result fits the message limit is stored or
         `stored ${stored.length}, errors ${JSON.stringify(errs.map((e) => [e.code, e.message]))}`);
 });
 
-test('FINDING: a report whose taskId is not an id gets bad_request, and always some reply', async () => {
+test('was a finding: a report whose taskId is not an id gets bad_request, and always some reply', async () => {
     // Input: task_progress with taskId '"' x 128 (or 100 U+0001, or 5000 x's). Happened: the
     // taskId is never checked against the id alphabet (agents_message, server/agents.c: only
     // the task table lookup); the refusal text echoes it ("task %.128s is not assigned..."),
@@ -415,7 +415,7 @@ test('FINDING: a report whose taskId is not an id gets bad_request, and always s
     ag.close();
 });
 
-test('FINDING: a task_log line with \\u0000 is stored byte for byte like any log line', async () => {
+test('was a finding: a task_log line with \\u0000 is stored byte for byte like any log line', async () => {
     // Input: {"type":"task_log","taskId":"nul1","message":"before\u0000after"} on the agent's
     // WS. Happened: bad_request "message must be a JSON object with a string \"type\"":
     // handle_message (server/ws.c) parses every message with JSON_REJECT_DUPLICATES but
@@ -494,7 +494,7 @@ test('a job completed under an open task: reports conflict, cancel and lease sti
     assert.ok(alive(srv.pid));
 });
 
-test('FINDING: credentials numbers reach the agent as posted (0.1 stays 0.1)', async () => {
+test('was a finding: credentials numbers reach the agent as posted (0.1 stays 0.1)', async () => {
     // Input: credentials {"port":0.1,"big":1.5e300}. Happened: the agent receives
     // {"port":0.10000000000000001,"big":1.5000000000000001e300}: build_assign seals
     // json_dumps(cred, JSON_COMPACT | JSON_PRESERVE_ORDER) (server/agents.c), jansson's
@@ -564,7 +564,7 @@ test('two connections of one agent: both get the credentials, one task_started; 
     assert.equal(ofTask(await jobEvents(j), 'd1', 'task_started').length, 1);
 });
 
-test('FINDING: a token with a wildcard grant can report as any agent', async () => {
+test('was a finding: a token with a wildcard grant can report as any agent', async () => {
     // Input: the orchestrator's token (subscribe "*", publish "agents/*": it may assign and
     // cancel, it may NOT publish to deployment-jobs/*) opens WS /api/v1/agents/aimp/task-stream
     // and sends {"type":"task_completed","taskId":"imp1","success":true,"result":{..}}.
@@ -596,29 +596,31 @@ test('FINDING: a token with a wildcard grant can report as any agent', async () 
     assert.equal(errs[0]?.code, 'forbidden');
 });
 
-test('FINDING: after re-authenticating with a wildcard token a connection still gets credentials opened', async () => {
-    // Input: agent aw2c connects with its own token (exact agents/aw2c), then sends
-    // {"type":"auth","token":<token with subscribe ["*"]>} (re-auth is allowed when the new
-    // token grants the stream). A task assigned afterwards arrives with its credentials in
-    // clear. Happened: the personal renderer is chosen once at stream start
-    // (agents_stream_prepare, server/agents.c) and personal() never looks at c->pr again;
-    // authenticate() (server/ws.c) swaps c->pr. Should: README "Credentials": "Only a
-    // connection whose token holds exactly agents/{id} (not a wildcard) gets them opened":
-    // after the swap the connection holds a wildcard token and must get "[REDACTED]" (or the
-    // re-auth must keep the exact grant).
+test('re-authenticating an agent connection with another identity (a wildcard token) is refused', async () => {
+    // Was a finding: the personal renderer is chosen at stream start and a re-auth swapped
+    // the token under it, so a connection then holding a wildcard token still got task
+    // credentials opened. Now a re-auth on an agent stream must keep the agent identity
+    // (exactly agents/<id> or not): anything else is forbidden + close 4403, and nothing
+    // assigned afterwards reaches that connection.
     await job('jra');
     const a = await agentTok('ara');
     const ag = wsOpen(srv, 'agents/ara/task-stream', { token: a });
     await ag.opened;
     await sleep(200);
     ag.send({ type: 'auth', token: viewer });
-    await sleep(300);
-    assert.equal(ag.code, null, `re-auth closed the connection: ${ag.code} ${ag.reason}`);
+    const cl = await within(ag.closed, 10000, 're-auth refusal');
+    assert.equal(cl.code, 4403);
+    assert.equal(ag.msgs.filter((m) => m.type === 'error').at(-1).code, 'forbidden');
     await assign('ara', task('ra1', 'jra'));
-    await ag.waitEvents(1);
-    const cred = ag.events()[0].task.credentials;
-    ag.close();
-    assert.equal(cred, '[REDACTED]', 'credentials opened for a connection now holding a wildcard token');
+    assert.ok(!ag.raw.some((m) => m.s.includes(SECRET)));
+    // the same agent re-authenticating with a fresh token of its own is fine
+    const ag2 = wsOpen(srv, 'agents/ara/task-stream', { token: a });
+    await ag2.waitEvents(1);
+    ag2.send({ type: 'auth', token: await agentTok('ara') });
+    await sleep(300);
+    assert.equal(ag2.code, null, `same-agent re-auth closed the connection: ${ag2.code}`);
+    assert.equal(ag2.events()[0].task.credentials['registry.password'], SECRET);
+    ag2.close();
 });
 
 // ---- credentials --------------------------------------------------------------------------
@@ -671,7 +673,7 @@ test('credentials never leak: filters, cursors, SSE vs WS, wildcard and mixed to
     assert.equal(mode & 0o077, 0, `secrets-key mode ${mode.toString(8)}`);
 });
 
-test('FINDING: a payload object {"sealed":"rtlog-sealed:v1:..."} hides the agent\'s real credentials from it', async () => {
+test('was a finding: a payload object {"sealed":"rtlog-sealed:v1:..."} hides the agent\'s real credentials from it', async () => {
     // Input: an assignment whose payload (before credentials) holds an object
     // {"sealed":"rtlog-sealed:v1:AAAA"} (an orchestrator forwarding another system's data,
     // or a copied stored value). Happened: find_envelope (server/agents.c) takes the first
@@ -694,7 +696,7 @@ test('FINDING: a payload object {"sealed":"rtlog-sealed:v1:..."} hides the agent
     assert.deepEqual(got.credentials, t.credentials);
 });
 
-test('FINDING: the 1 MiB event limit applies to credentials too', async () => {
+test('was a finding: the 1 MiB event limit applies to credentials too', async () => {
     // Input: an assignment with a 4 MiB credentials object (body well under --max-body-bytes).
     // Happened: 201; the event limit is checked on the redacted render (schema/parse.c, the
     // json_len check after RTLOG_JSON_REDACT), so the stored task_assigned is a 5+ MiB record

@@ -122,6 +122,9 @@ static void test_task_table(void **state)
     assert_false(rtlog_task_id_valid("a b", 3));
     assert_false(rtlog_task_id_valid("a/b", 3));
     assert_false(rtlog_task_id_valid("a\0b", 3));
+    assert_false(rtlog_task_id_valid(".", 1));
+    assert_false(rtlog_task_id_valid("..", 2));
+    assert_true(rtlog_task_id_valid("...", 3));
     char big[130];
     memset(big, 'x', sizeof big);
     assert_true(rtlog_task_id_valid(big, 128));
