@@ -76,13 +76,23 @@ static void mark_arrivals(rtlog_retention *r, uint64_t last_seq, uint64_t now)
     r->marks[r->nmarks++] = (struct mark){last_seq, now};
 }
 
-/* The age cut: one past the newest mark older than keep_ms (first_seq when none). */
-static uint64_t age_cut(const rtlog_retention *r, uint64_t first_seq, uint64_t now)
+/* The age cut: one past the newest mark older than keep_ms (first_seq when none). The
+ * expired marks are folded into that newest one: only it matters for the cut, and while a
+ * trim cannot go as far (the latest metric_update is kept) they would otherwise pile up
+ * for as long as the stream lives. Marks are seq-ordered, so the last expired is the max. */
+static uint64_t age_cut(rtlog_retention *r, uint64_t first_seq, uint64_t now)
 {
     uint64_t cut = first_seq;
-    for (size_t i = 0; i < r->nmarks && now - r->marks[i].t_ms >= r->o.keep_ms; i++)
-        if (r->marks[i].seq + 1 > cut)
-            cut = r->marks[i].seq + 1;
+    size_t k = 0;
+    while (k < r->nmarks && now - r->marks[k].t_ms >= r->o.keep_ms)
+        k++;
+    if (k > 1) {
+        memmove(r->marks, r->marks + k - 1, (r->nmarks - k + 1) * sizeof *r->marks);
+        r->nmarks -= k - 1;
+        k = 1;
+    }
+    if (k && r->marks[0].seq + 1 > cut)
+        cut = r->marks[0].seq + 1;
     return cut;
 }
 
