@@ -407,7 +407,7 @@ rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap)
         .node_id = c->node_id,
         .types = c->rare ? c->rare->types : NULL,
         .follow = c->follow,
-        .fmt = c->kind == CK_WS ? RTLOG_REPLAY_WS : RTLOG_REPLAY_SSE,
+        .fmt = c->kind == CK_WS ? RTLOG_REPLAY_WS_FRAMED : RTLOG_REPLAY_SSE,
         .user = c,
     };
     rtlog_errinfo ei = {0};
