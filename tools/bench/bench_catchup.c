@@ -312,6 +312,10 @@ int main(int argc, char **argv)
                parallel, jobs[0].r.events, repeat, fails, med, min_s, max_s,
                (double)events / tot, ttfe_max * 1e3, med_ttfe * 1e3,
                events ? cpu_s * 1e9 / (double)events : 0.0);
+        for (unsigned i = 0; i < parallel; i++)
+            free(jobs[i].buf);
+        free(jobs);
+        free(all);
         return fails ? 1 : 0;
     }
     char *buf = malloc(RBUF);
