@@ -10,7 +10,10 @@
  * sees a reset; oversized bodies (413) are answered at once, then the rest of the body is
  * read and dropped for a bounded time and size before closing ("lingering close", as
  * nginx does), so a client still writing gets its 413 instead of EPIPE/ECONNRESET.
- * Unframed bodies (411) are answered and closed at once.
+ * Unframed bodies (411) are answered and closed at once. Bodies of PARSE_OFFLOAD_BYTES or
+ * more are parsed on the parse thread (parse_pool.c) so a big batch does not stall every
+ * other socket; the job comes back through the done queue and continues here as if it
+ * had been parsed inline.
  * Responses are written in two WRITEABLEs (headers, then body) as lws requires.
  */
 #define RTLOG_LOG_TAG "http"
@@ -29,6 +32,10 @@
 #define DEFER_MAX_BODY (1u << 20) /* read and drop at most this much before a deferred error */
 #define LINGER_MAX_BYTES (64u << 20) /* after an early error, discard at most this much body */
 #define LINGER_SECS 5                /* ... for at most this long, then close */
+/* Bodies this large or larger are parsed off the lws thread. One event (~200 B - a few KB)
+ * parses in a few us, less than the two thread hand-offs would cost; a 100-event batch
+ * (~20 KB) takes ~0.3 ms of jansson (RESULTS.md "Ingest"). */
+#define PARSE_OFFLOAD_BYTES (8u << 10)
 
 void http_body_release(struct conn *c)
 {
@@ -184,9 +191,15 @@ static void ingest_cb(void *ctx, rtlog_err rc, const rtlog_append_res *res,
     http_job_queue_done(j);
 }
 
+static void parse_done(struct srv *s, struct job *j);
+
 void http_job_done(struct srv *s, struct job *j)
 {
     struct conn *c = j->conn;
+    if (j->stage == JOB_PARSE) {
+        parse_done(s, j);
+        return;
+    }
     s->jobs_inflight--;
     if (c) {
         c->job = NULL;
@@ -487,6 +500,48 @@ int http_body_timeout(struct conn *c)
     return 0;
 }
 
+/* Answer a body that did not parse (400/413 with the event index and field). */
+static void parse_refused(struct conn *c, rtlog_err rc, const rtlog_errinfo *ei,
+                          int several_values)
+{
+    char msg[sizeof ei->text + 80];
+    snprintf(msg, sizeof msg, "%s%s", ei->text[0] ? ei->text : rtlog_strerror(rc),
+             several_values ? "; for NDJSON send Content-Type: application/x-ndjson" : "");
+    c->srv->m_ingest_rejected++;
+    LOG_INFO("conn=%" PRIu64 " ingest %s rejected: %s", c->id, c->stream, msg);
+    http_respond_error(c, rc, msg, 0);
+}
+
+void http_job_parse(struct job *j)
+{
+    const char *body = j->body.p ? j->body.p : "";
+    j->rc = rtlog_schema_parse(&j->po, body, j->body.len, &j->batch, &j->ei);
+    j->several_values = j->rc == RTLOG_E_INVAL && !j->po.ndjson &&
+                        several_json_values(body, j->body.len);
+    rtlog_buf_free(&j->body);
+}
+
+/* A JOB_PARSE job is back from the parse thread: refuse it, or queue it like an inline
+ * parse would (job_ready, appended at the next WRITEABLE). */
+static void parse_done(struct srv *s, struct job *j)
+{
+    struct conn *c = j->conn;
+    if (c)
+        c->job = NULL;
+    if (!c || j->rc != RTLOG_OK) {
+        s->jobs_inflight--;
+        if (c)
+            parse_refused(c, j->rc, &j->ei, j->several_values);
+        rtlog_batch_free(&j->batch);
+        free(j);
+        return;
+    }
+    j->stage = JOB_APPEND;
+    j->nevents = j->batch.n;
+    c->job_ready = j; /* still counted in jobs_inflight */
+    srv_want_write(c);
+}
+
 int http_body_done(struct conn *c)
 {
     struct srv *s = c->srv;
@@ -506,20 +561,32 @@ int http_body_done(struct conn *c)
         .max_event_bytes = (size_t)s->cfg.max_event_bytes,
         .ndjson = c->ndjson,
     };
+    if (c->body.len >= PARSE_OFFLOAD_BYTES && s->parse_running) {
+        struct job *pj = calloc(1, sizeof *pj);
+        if (!pj) {
+            http_respond_error(c, RTLOG_E_NOMEM, "out of memory", 1);
+            return 0;
+        }
+        pj->srv = s;
+        pj->conn = c;
+        pj->stage = JOB_PARSE;
+        pj->po = po;
+        pj->body = c->body; /* stolen */
+        memset(&c->body, 0, sizeof c->body);
+        snprintf(pj->stream, sizeof pj->stream, "%s", c->stream);
+        c->job = pj;        /* a close before it comes back sets pj->conn = NULL */
+        s->jobs_inflight++; /* the drain waits for it like for a queued append */
+        parse_pool_submit(s, pj);
+        return 0;
+    }
     rtlog_batch batch = {0};
     rtlog_errinfo ei = {0};
     const char *body = c->body.p ? c->body.p : "";
     rtlog_err rc = rtlog_schema_parse(&po, body, c->body.len, &batch, &ei);
     if (rc != RTLOG_OK) {
-        char msg[sizeof ei.text + 80];
-        snprintf(msg, sizeof msg, "%s%s", ei.text[0] ? ei.text : rtlog_strerror(rc),
-                 rc == RTLOG_E_INVAL && !c->ndjson && several_json_values(body, c->body.len)
-                     ? "; for NDJSON send Content-Type: application/x-ndjson"
-                     : "");
+        int several = rc == RTLOG_E_INVAL && !c->ndjson && several_json_values(body, c->body.len);
         rtlog_buf_free(&c->body);
-        s->m_ingest_rejected++;
-        LOG_INFO("conn=%" PRIu64 " ingest %s rejected: %s", c->id, c->stream, msg);
-        http_respond_error(c, rc, msg, 0);
+        parse_refused(c, rc, &ei, several);
         return 0;
     }
     rtlog_buf_free(&c->body);

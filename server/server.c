@@ -1216,6 +1216,8 @@ int rtlog_server_run(const rtlog_server_config *cfg)
     if (create_context(s))
         goto out;
     rtlog_store_on_commit(s->store, on_commit, s);
+    if (parse_pool_start(s))
+        goto out;
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -1243,6 +1245,8 @@ int rtlog_server_run(const rtlog_server_config *cfg)
     ret = 0;
 
 out:
+    /* First: its last results are queued with lws_cancel_service() on a live context. */
+    parse_pool_stop(s);
     if (s->tick_sul && s->ctx)
         lws_sul_cancel(s->tick_sul);
     if (s->gen_sul && s->ctx)
@@ -1274,6 +1278,7 @@ out:
     while (j) {
         struct job *nx = j->next;
         rtlog_batch_free(&j->batch);
+        rtlog_buf_free(&j->body);
         free(j);
         j = nx;
     }
