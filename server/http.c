@@ -14,7 +14,11 @@
  * more are parsed on the parse thread (parse_pool.c) so a big batch does not stall every
  * other socket; the job comes back through the done queue and continues here as if it
  * had been parsed inline.
- * Responses are written in two WRITEABLEs (headers, then body) as lws requires.
+ * A response whose body fits beside its headers (every JSON answer: 201s, errors) goes out
+ * in one write at one WRITEABLE, as lws_return_http_status() does; a larger body follows
+ * at the next WRITEABLE. One WRITEABLE fewer matters when thousands of subscribers share
+ * the service thread: an ingest's answer waits for a whole pass over the ready sockets
+ * per WRITEABLE it needs (tools/bench/RESULTS.md "Fan-out").
  */
 #define RTLOG_LOG_TAG "http"
 #include "server_int.h"
@@ -113,6 +117,7 @@ void http_respond_error(struct conn *c, rtlog_err code, const char *message, int
 }
 
 static int ingest_queue(struct conn *c);
+static int response_sent(struct conn *c);
 
 int http_writeable(struct conn *c)
 {
@@ -121,8 +126,8 @@ int http_writeable(struct conn *c)
     if (c->job_ready)
         return ingest_queue(c);
     if (c->resp == RS_HEADERS) {
-        unsigned char hb[LWS_PRE + 1024], *start = hb + LWS_PRE, *p = start,
-                                          *end = hb + sizeof hb - 1;
+        unsigned char hb[LWS_PRE + 1024 + 2048], *start = hb + LWS_PRE, *p = start,
+                                                 *end = hb + sizeof hb - 1;
         if (lws_add_http_common_headers(wsi, (unsigned)c->resp_status, c->resp_ctype,
                                         c->resp_body.len, &p, end) ||
             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
@@ -133,11 +138,27 @@ int http_writeable(struct conn *c)
             (c->resp_retry_after > 0 &&
              lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER,
                                           (const unsigned char *)"1", 1, &p, end)) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
+            lws_finalize_http_header(wsi, &p, end))
             return -1;
-        c->resp = RS_BODY;
-        srv_want_write(c);
-        return 0;
+        size_t blen = c->resp_body.len;
+        if (blen > (size_t)(end - p)) {
+            /* a large body: headers now, the body at the next WRITEABLE */
+            if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) !=
+                (int)(p - start))
+                return -1;
+            c->resp = RS_BODY;
+            srv_want_write(c);
+            return 0;
+        }
+        if (blen)
+            memcpy(p, c->resp_body.p, blen);
+        p += blen;
+        int n = lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+        c->resp = RS_NONE;
+        s->responses_pending--;
+        if (n != (int)(p - start))
+            return -1;
+        return response_sent(c);
     }
     if (c->resp != RS_BODY)
         return 0; /* spurious WRITEABLE, or still waiting for a commit */
@@ -152,6 +173,13 @@ int http_writeable(struct conn *c)
     s->responses_pending--;
     if (n < (int)len)
         return -1;
+    return response_sent(c);
+}
+
+/* The whole response is written: close, linger, or get ready for the next request. */
+static int response_sent(struct conn *c)
+{
+    struct lws *wsi = c->wsi;
     if (c->resp_close) {
         if (c->linger == 1 && !c->body_done) {
             /* keep reading (and dropping) what the client is still sending, bounded */
