@@ -93,6 +93,8 @@ struct opts {
     unsigned subs, rate, secs, batch, event_bytes, pub_conns;
     int server_pid;
     double drain_secs, connect_secs, pub_deadline, storm_at;
+    unsigned storm_pending; /* 0: every reconnect at once; else at most this many
+                             * handshakes in flight (the rest start as those finish) */
 };
 
 struct hist {
@@ -115,6 +117,7 @@ static struct hist lat, e2e, ack;
 static struct hist storm_open, storm_live; /* drop -> 200/101 again; drop -> live again */
 static uint64_t storm_ns;                  /* CLOCK_MONOTONIC of the drop; 0 = none yet */
 static uint64_t storm_live_n;
+static unsigned storm_next; /* paced storm: the next subscriber to reconnect */
 static uint64_t sched0_ns, period_ns; /* CLOCK_REALTIME of event 0; ns between batches */
 static uint64_t first_post_ns, last_post_ns;
 static char *pubbuf;
@@ -501,15 +504,15 @@ static void sub_parse(struct sub *s, uint64_t rx_ns)
         }
         int want = o.proto == PROTO_WS ? 101 : 200;
         if (s->len < 12 || memcmp(s->buf, "HTTP/1.", 7) != 0 || atoi(s->buf + 9) != want) {
-            char line[128];
-            size_t l = (size_t)(h - s->buf);
-            if (l > sizeof line - 1)
-                l = sizeof line - 1;
-            memcpy(line, s->buf, l);
-            line[l] = 0;
-            char *cr = strchr(line, '\r');
-            if (cr)
-                *cr = 0;
+            /* the first bytes, control characters escaped: a refusal names itself */
+            char line[256];
+            size_t at = 0;
+            for (size_t j = 0; j < s->len && j < 80 && at + 5 < sizeof line; j++) {
+                unsigned char ch = (unsigned char)s->buf[j];
+                at += (size_t)snprintf(line + at, sizeof line - at,
+                                       ch >= 32 && ch < 127 ? "%c" : "\\x%02x", ch);
+            }
+            snprintf(line + at, sizeof line - at, " (%zu bytes)", s->len);
             sub_fail(s, line);
             return;
         }
@@ -582,8 +585,25 @@ static void sub_event(unsigned i, uint32_t events)
     }
 }
 
+/* Paced storm (--storm-pending): start reconnects while fewer than that many handshakes
+ * are in flight. */
+static void storm_pace(void)
+{
+    unsigned pending = 0;
+    for (unsigned i = 0; i < storm_next; i++)
+        pending += subs[i].state == S_CONNECTING || subs[i].state == S_HDRWAIT;
+    while (storm_next < o.subs && pending < o.storm_pending) {
+        if (subs[storm_next].state == S_IDLE) {
+            sub_start(storm_next);
+            pending++;
+        }
+        storm_next++;
+    }
+}
+
 /* The storm: every open subscriber drops its connection at once (RST, as a network failure
- * or a crashed proxy would), then all reconnect at once with their resume point. */
+ * or a crashed proxy would), then all reconnect at once with their resume point (or as
+ * fast as --storm-pending handshakes in flight allow). */
 static void storm(void)
 {
     storm_ns = now_ns(CLOCK_MONOTONIC);
@@ -595,6 +615,10 @@ static void storm(void)
         close_rst(s->fd);
         s->state = S_IDLE;
         s->resumed = 1;
+    }
+    if (o.storm_pending) {
+        storm_pace();
+        return;
     }
     for (unsigned i = 0; i < o.subs; i++)
         if (subs[i].state == S_IDLE)
@@ -753,12 +777,13 @@ static void usage(void)
             "         [--proto sse|ws] [--host 127.0.0.1] [--token JWT] [--create-path P]\n"
             "         [--subs 1000] [--rate 1000] [--secs 10] [--batch 1] [--event-bytes 200]\n"
             "         [--pub-conns 16] [--server-pid PID] [--drain-secs 10]\n"
-            "         [--pub-deadline SECS] [--storm-at SECS]\n"
+            "         [--pub-deadline SECS] [--storm-at SECS] [--storm-pending N]\n"
             "One stream, --subs SSE (or WS) subscribers, --rate events/s for --secs seconds,\n"
             "posted --batch events per POST every batch/rate seconds (batch > 1: NDJSON, rtlog\n"
             "only). --pub-deadline: stop posting that many seconds after the first POST even if\n"
             "the server fell behind (saturation runs). --storm-at: every subscriber drops and\n"
-            "resumes at once that many seconds into publishing. For WS the token goes in the\n"
+            "resumes at once that many seconds into publishing (--storm-pending: at most N\n"
+            "handshakes in flight, the rest as those finish). For WS the token goes in the\n"
             "--sub-path (?token=). Prints one `fanout key=value ...` line; exit 0 only if every\n"
             "acknowledged event reached every subscriber exactly once (rtlog: in seq order).\n");
     exit(2);
@@ -773,6 +798,7 @@ static void parse_args(int argc, char **argv)
         {"secs", 1, 0, 's'},        {"batch", 1, 0, 'b'},       {"event-bytes", 1, 0, 'e'},
         {"pub-conns", 1, 0, 'c'},   {"server-pid", 1, 0, 'x'},  {"drain-secs", 1, 0, 'd'},
         {"proto", 1, 0, 'w'},       {"pub-deadline", 1, 0, 'D'}, {"storm-at", 1, 0, 'R'},
+        {"storm-pending", 1, 0, 'N'},
         {"help", 0, 0, '?'},        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -801,6 +827,7 @@ static void parse_args(int argc, char **argv)
         case 'd': o.drain_secs = atof(optarg); break;
         case 'D': o.pub_deadline = atof(optarg); break;
         case 'R': o.storm_at = atof(optarg); break;
+        case 'N': o.storm_pending = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'w':
             if (!strcmp(optarg, "sse"))
                 o.proto = PROTO_SSE;
@@ -940,6 +967,8 @@ int main(int argc, char **argv)
             stormed = 1;
             storm();
         }
+        if (stormed && o.storm_pending && storm_next < o.subs)
+            storm_pace();
         if (o.pub_deadline > 0 && posts < total_posts &&
             (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9 >= o.pub_deadline)
             total_posts = posts; /* saturated: stop offering, deliver what was accepted */
@@ -1031,10 +1060,10 @@ int main(int argc, char **argv)
            hist_q(&e2e, 0.50), hist_q(&e2e, 0.99), e2e.max, hist_q(&ack, 0.50),
            hist_q(&ack, 0.99));
     if (stormed)
-        printf(" storm_subs=%u storm_live=%" PRIu64 " storm_open_p50_us=%" PRIu64
+        printf(" storm_pending=%u storm_subs=%u storm_live=%" PRIu64 " storm_open_p50_us=%" PRIu64
                " storm_open_p99_us=%" PRIu64 " storm_live_p50_us=%" PRIu64
                " storm_live_p99_us=%" PRIu64 " storm_live_max_us=%" PRIu64,
-               o.subs, storm_live_n, hist_q(&storm_open, 0.5), hist_q(&storm_open, 0.99),
+               o.storm_pending, o.subs, storm_live_n, hist_q(&storm_open, 0.5), hist_q(&storm_open, 0.99),
                hist_q(&storm_live, 0.5), hist_q(&storm_live, 0.99), storm_live.max);
     printf(" server_cpu_s=%.2f server_cpu_pct=%.1f server_cpu_us_per_delivery=%.3f"
            " client_cpu_pct=%.1f machine_busy_pct=%.0f ncpu=%ld\n",
