@@ -1,11 +1,11 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # smoke.sh - ctest "bench_smoke": the bench clients still work against today's server.
 # Not a benchmark: a few hundred events, a few connections, no timing is asserted. Starts
 # `rtlog serve` on 127.0.0.1 port 0 (the port is read from its start line) in a temp dir,
 # runs every client once in a small shape and fails when any of them reports a gap, a
 # duplicate, a failed request or an incomplete replay (their exit status); ends the server
 # by its pid. usage: smoke.sh RTLOG_BINARY BENCH_BIN_DIR
-set -eu
+set -euo pipefail
 RTLOG=$1 BIN=$2
 TMP=$(mktemp -d /tmp/rtlog-bench-smoke.XXXXXX)
 SRV=""
@@ -22,16 +22,24 @@ awk 'BEGIN { for (i = 1; i <= 500; i++)
 "$RTLOG" serve --listen 127.0.0.1:0 --data "$TMP/data" --log-level warn >"$TMP/out" 2>"$TMP/err" &
 SRV=$!
 PORT=""
-for _ in $(seq 100); do
-    PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/out")
-    [ -n "$PORT" ] && break
+for _ in $(seq 100); do # bounded: 10 s
+    line=$(grep -m1 'listening on http://127.0.0.1:' "$TMP/out" || true)
+    if [ -n "$line" ]; then
+        PORT=${line##*127.0.0.1:}
+        PORT=${PORT%% *}
+        break
+    fi
     sleep 0.1
 done
 [ -n "$PORT" ] || { echo "server did not start"; cat "$TMP/err"; exit 1; }
 TOKEN=$("$RTLOG" token --data "$TMP/data" --subscribe '*' --publish '*' --ttl 600)
 A=/api/v1/workflow-runs
 
-run() { echo "+ $*" | cut -c1-160; "$@"; }
+run() {
+    local line="+ $*"
+    echo "${line:0:160}"
+    "$@"
+}
 run "$BIN/bench_fanout" --target rtlog --port "$PORT" --token "$TOKEN" \
     --create-path "$A/smoke-f/events" --sub-path "$A/smoke-f/stream" \
     --pub-path "$A/smoke-f/events" --subs 20 --rate 200 --secs 1 --pub-conns 4 --server-pid "$SRV"
