@@ -309,9 +309,42 @@ static rtlog_err sse_prefix(rtlog_buf *out, uint64_t seq, const char *type, size
     return RTLOG_OK;
 }
 
+/* RFC 6455 5.2 header of an unfragmented, unmasked text frame of @len payload bytes into
+ * @h (10 bytes of room); returns its size (2, 4 or 10). */
+static size_t ws_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x81; /* FIN + text */
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* Put the WS frame header in front of the @len bytes that start at @at + 10 in @out (a
+ * 10-byte slot was left there), closing up the unused part of the slot. */
+static void ws_frame_close_slot(rtlog_buf *out, size_t at, size_t len)
+{
+    unsigned char h[10];
+    size_t hl = ws_header(h, len);
+    memmove(out->p + at + hl, out->p + at + 10, len);
+    memcpy(out->p + at, h, hl);
+    out->len = at + hl + len;
+}
+
 /* Append the frame of one event in format @fmt to @out: for SSE the prefix, the JSON and
- * the blank line, for WS the JSON alone. On error @out is back at its old length.
- * *json_len gets the JSON's length (the ring's byte budget counts JSON). */
+ * the blank line, for WS the JSON alone (WS_FRAMED: behind its frame header). On error
+ * @out is back at its old length. *json_len gets the JSON's length (the ring's byte budget
+ * counts JSON). */
 static rtlog_err event_render(rtlog_replay *e, rtlog_replay_fmt fmt, const rtlog_event_view *ev,
                               const struct evhead *h, rtlog_buf *out, size_t *json_len,
                               rtlog_errinfo *ei)
@@ -319,6 +352,11 @@ static rtlog_err event_render(rtlog_replay *e, rtlog_replay_fmt fmt, const rtlog
     size_t old = out->len;
     rtlog_err rc = fmt == RTLOG_REPLAY_SSE ? sse_prefix(out, ev->seq, h->type, h->type_len)
                                            : RTLOG_OK;
+    if (rc == RTLOG_OK && fmt == RTLOG_REPLAY_WS_FRAMED) {
+        rc = rtlog_buf_reserve(out, 10); /* the header's slot */
+        if (rc == RTLOG_OK)
+            out->len += 10;
+    }
     if (rc != RTLOG_OK)
         return rtlog_errinfo_set(ei, rc, -1, NULL, "out of memory writing a frame");
     size_t js = out->len;
@@ -329,6 +367,8 @@ static rtlog_err event_render(rtlog_replay *e, rtlog_replay_fmt fmt, const rtlog
                                  ev->seq, rtlog_strerror(rc));
     }
     *json_len = out->len - js;
+    if (fmt == RTLOG_REPLAY_WS_FRAMED)
+        ws_frame_close_slot(out, old, *json_len);
     if (fmt == RTLOG_REPLAY_SSE && rtlog_buf_append(out, "\n\n", 2) != RTLOG_OK) {
         out->len = old;
         return rtlog_errinfo_set(ei, RTLOG_E_NOMEM, -1, NULL, "out of memory writing a frame");
@@ -386,6 +426,8 @@ static size_t frame_out_size(const rtlog_replay_sub *s, size_t json_len, size_t 
 {
     if (s->fmt == RTLOG_REPLAY_WS)
         return json_len;
+    if (s->fmt == RTLOG_REPLAY_WS_FRAMED)
+        return json_len + 10;
     return json_len + type_len + 48;
 }
 
@@ -393,6 +435,16 @@ static rtlog_err frame_emit(const rtlog_replay_sub *s, const struct frame *f, rt
 {
     if (s->fmt == RTLOG_REPLAY_WS)
         return rtlog_buf_append(out, f->json, f->json_len);
+    if (s->fmt == RTLOG_REPLAY_WS_FRAMED) {
+        unsigned char h[10];
+        size_t hl = ws_header(h, f->json_len);
+        if (rtlog_buf_reserve(out, hl + f->json_len) != RTLOG_OK)
+            return RTLOG_E_NOMEM;
+        memcpy(out->p + out->len, h, hl);
+        memcpy(out->p + out->len + hl, f->json, f->json_len);
+        out->len += hl + f->json_len;
+        return RTLOG_OK;
+    }
     return rtlog_buf_append(out, f->sse, f->sse_len);
 }
 
@@ -402,9 +454,22 @@ static rtlog_err reset_emit(const rtlog_replay_sub *s, rtlog_buf *out)
      * resume position (CONTRACT "Only stored events carry an SSE id"). */
     const char *pre = s->fmt == RTLOG_REPLAY_SSE ? "event: reset\ndata: " : "";
     const char *post = s->fmt == RTLOG_REPLAY_SSE ? "\n\n" : "";
-    return rtlog_buf_printf(out, "%s{\"type\":\"reset\",\"earliestSeq\":%" PRIu64
-                                 ",\"lastSeq\":%" PRIu64 "}%s",
-                            pre, s->reset_first, s->reset_last, post);
+    size_t at = out->len;
+    if (s->fmt == RTLOG_REPLAY_WS_FRAMED) {
+        if (rtlog_buf_reserve(out, 10) != RTLOG_OK)
+            return RTLOG_E_NOMEM;
+        out->len += 10;
+    }
+    rtlog_err rc = rtlog_buf_printf(out, "%s{\"type\":\"reset\",\"earliestSeq\":%" PRIu64
+                                         ",\"lastSeq\":%" PRIu64 "}%s",
+                                    pre, s->reset_first, s->reset_last, post);
+    if (rc != RTLOG_OK) {
+        out->len = at;
+        return rc;
+    }
+    if (s->fmt == RTLOG_REPLAY_WS_FRAMED)
+        ws_frame_close_slot(out, at, out->len - at - 10);
+    return RTLOG_OK;
 }
 
 /* State shared by one fill call and its store-read callback. */
@@ -511,10 +576,13 @@ static int fill_read_cb(void *ctx, const rtlog_event_view *ev)
         /* Rendered for this subscriber alone, never shared through the ring. */
         size_t at = fl->out->len;
         int used = 0;
-        if (s->fmt == RTLOG_REPLAY_SSE && sse_prefix(fl->out, ev->seq, h.type, h.type_len)) {
+        if ((s->fmt == RTLOG_REPLAY_SSE && sse_prefix(fl->out, ev->seq, h.type, h.type_len)) ||
+            (s->fmt == RTLOG_REPLAY_WS_FRAMED && rtlog_buf_reserve(fl->out, 10))) {
             fl->err = rtlog_errinfo_set(fl->ei, RTLOG_E_NOMEM, -1, NULL, "out of memory");
             return 1;
         }
+        if (s->fmt == RTLOG_REPLAY_WS_FRAMED)
+            fl->out->len += 10; /* the frame header's slot, closed below */
         size_t js = fl->out->len;
         rc = s->personal(s->personal_ctx, s->user, ev->seq, ev->mp, ev->mp_len, fl->out, &used);
         if (rc != RTLOG_OK) {
@@ -525,6 +593,8 @@ static int fill_read_cb(void *ctx, const rtlog_event_view *ev)
         }
         if (used) {
             size_t json_len = fl->out->len - js;
+            if (s->fmt == RTLOG_REPLAY_WS_FRAMED)
+                ws_frame_close_slot(fl->out, at, json_len);
             if (s->fmt == RTLOG_REPLAY_SSE && rtlog_buf_append(fl->out, "\n\n", 2)) {
                 fl->out->len = at;
                 fl->err = rtlog_errinfo_set(fl->ei, RTLOG_E_NOMEM, -1, NULL, "out of memory");
@@ -699,7 +769,8 @@ rtlog_err rtlog_replay_open(rtlog_replay *e, const rtlog_replay_req *req, rtlog_
                             rtlog_errinfo *ei)
 {
     if (!e || !req || !req->stream || !out ||
-        (req->fmt != RTLOG_REPLAY_SSE && req->fmt != RTLOG_REPLAY_WS))
+        (req->fmt != RTLOG_REPLAY_SSE && req->fmt != RTLOG_REPLAY_WS &&
+         req->fmt != RTLOG_REPLAY_WS_FRAMED))
         return rtlog_errinfo_set(ei, RTLOG_E_INVAL, -1, NULL, "bad subscription request");
 
     rtlog_kind kind;

@@ -35,6 +35,10 @@ typedef struct rtlog_replay_sub rtlog_replay_sub; /* opaque: one subscriber */
 typedef enum rtlog_replay_fmt {
     RTLOG_REPLAY_SSE = 1, /* "id: N\nevent: TYPE\ndata: JSON\n\n"; control messages have no id */
     RTLOG_REPLAY_WS,      /* the JSON text; one frame = one WebSocket message */
+    RTLOG_REPLAY_WS_FRAMED, /* the JSON text behind its RFC 6455 5.2 server frame header
+                             * (FIN, text opcode, unmasked, 2/4/10-byte length): frames
+                             * can be filled back to back and written raw, many messages
+                             * in one send() for a subscriber that is behind */
 } rtlog_replay_fmt;
 
 /* What a fill call says about the subscriber after it returns. */

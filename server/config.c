@@ -103,7 +103,9 @@ static const setting table[] = {
     {"sse-retry-ms", "RTLOG_SSE_RETRY_MS", T_UINT, OFF(sse_retry_ms), "3000", 0, 600000,
      "the `retry:` hint sent first on every SSE stream (milliseconds)"},
     {"sse-write-bytes", "RTLOG_SSE_WRITE_BYTES", T_BYTES, OFF(sse_write_bytes), "32KiB",
-     1 * KIB, 16 * MIB, "SSE frames written per socket write (one write per writable)"},
+     1 * KIB, 16 * MIB,
+     "SSE frames (and WebSocket event messages) written per socket write (one write per "
+     "writable)"},
     {"fd-limit", "RTLOG_FD_LIMIT", T_UINT, OFF(fd_limit), "16384", 64, 1048576,
      "size of the socket table (max connections is a little below this); also set as the "
      "soft RLIMIT_NOFILE (bounded by the hard limit)"},

@@ -10,8 +10,15 @@
  * sees a reset; oversized bodies (413) are answered at once, then the rest of the body is
  * read and dropped for a bounded time and size before closing ("lingering close", as
  * nginx does), so a client still writing gets its 413 instead of EPIPE/ECONNRESET.
- * Unframed bodies (411) are answered and closed at once.
- * Responses are written in two WRITEABLEs (headers, then body) as lws requires.
+ * Unframed bodies (411) are answered and closed at once. Bodies of PARSE_OFFLOAD_BYTES or
+ * more are parsed on the parse thread (parse_pool.c) so a big batch does not stall every
+ * other socket; the job comes back through the done queue and continues here as if it
+ * had been parsed inline.
+ * A response whose body fits beside its headers (every JSON answer: 201s, errors) goes out
+ * in one write at one WRITEABLE, as lws_return_http_status() does; a larger body follows
+ * at the next WRITEABLE. One WRITEABLE fewer matters when thousands of subscribers share
+ * the service thread: an ingest's answer waits for a whole pass over the ready sockets
+ * per WRITEABLE it needs (tools/bench/RESULTS.md "Fan-out").
  */
 #define RTLOG_LOG_TAG "http"
 #include "server_int.h"
@@ -30,6 +37,10 @@
 #define DEFER_MAX_BODY (1u << 20) /* read and drop at most this much before a deferred error */
 #define LINGER_MAX_BYTES (64u << 20) /* after an early error, discard at most this much body */
 #define LINGER_SECS 5                /* ... for at most this long, then close */
+/* Bodies this large or larger are parsed off the lws thread. One event (~200 B - a few KB)
+ * parses in a few us, less than the two thread hand-offs would cost; a 100-event batch
+ * (~20 KB) takes ~0.3 ms of jansson (RESULTS.md "Ingest"). */
+#define PARSE_OFFLOAD_BYTES (8u << 10)
 
 void http_body_release(struct conn *c)
 {
@@ -109,6 +120,7 @@ void http_respond_error(struct conn *c, rtlog_err code, const char *message, int
 }
 
 static int ingest_queue(struct conn *c);
+static int response_sent(struct conn *c);
 
 int http_writeable(struct conn *c)
 {
@@ -117,8 +129,8 @@ int http_writeable(struct conn *c)
     if (c->job_ready)
         return ingest_queue(c);
     if (c->resp == RS_HEADERS) {
-        unsigned char hb[LWS_PRE + 1024], *start = hb + LWS_PRE, *p = start,
-                                          *end = hb + sizeof hb - 1;
+        unsigned char hb[LWS_PRE + 1024 + 2048], *start = hb + LWS_PRE, *p = start,
+                                                 *end = hb + sizeof hb - 1;
         if (lws_add_http_common_headers(wsi, (unsigned)c->resp_status, c->resp_ctype,
                                         c->resp_body.len, &p, end) ||
             (c->resp_hdrs && c->resp_hdrs(c, &p, end)) ||
@@ -131,11 +143,27 @@ int http_writeable(struct conn *c)
             (c->resp_retry_after > 0 &&
              lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER,
                                           (const unsigned char *)"1", 1, &p, end)) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
+            lws_finalize_http_header(wsi, &p, end))
             return -1;
-        c->resp = RS_BODY;
-        srv_want_write(c);
-        return 0;
+        size_t blen = c->resp_body.len;
+        if (blen > (size_t)(end - p)) {
+            /* a large body: headers now, the body at the next WRITEABLE */
+            if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) !=
+                (int)(p - start))
+                return -1;
+            c->resp = RS_BODY;
+            srv_want_write(c);
+            return 0;
+        }
+        if (blen)
+            memcpy(p, c->resp_body.p, blen);
+        p += blen;
+        int n = lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+        c->resp = RS_NONE;
+        s->responses_pending--;
+        if (n != (int)(p - start))
+            return -1;
+        return response_sent(c);
     }
     if (c->resp != RS_BODY)
         return 0; /* spurious WRITEABLE, or still waiting for a commit */
@@ -151,6 +179,13 @@ int http_writeable(struct conn *c)
     s->responses_pending--;
     if (n < (int)len)
         return -1;
+    return response_sent(c);
+}
+
+/* The whole response is written: close, linger, or get ready for the next request. */
+static int response_sent(struct conn *c)
+{
+    struct lws *wsi = c->wsi;
     if (c->resp_close) {
         if (c->linger == 1 && !c->body_done) {
             /* keep reading (and dropping) what the client is still sending, bounded */
@@ -190,6 +225,8 @@ static void ingest_cb(void *ctx, rtlog_err rc, const rtlog_append_res *res,
     http_job_queue_done(j);
 }
 
+static void parse_done(struct srv *s, struct job *j);
+
 void http_job_done(struct srv *s, struct job *j)
 {
     if (j->op >= JOB_REPORT) {
@@ -197,6 +234,10 @@ void http_job_done(struct srv *s, struct job *j)
         return;
     }
     struct conn *c = j->conn;
+    if (j->stage == JOB_PARSE) {
+        parse_done(s, j);
+        return;
+    }
     s->jobs_inflight--;
     if (j->op != JOB_INGEST)
         agents_ingest_done(s, j, 1);
@@ -514,6 +555,48 @@ int http_body_timeout(struct conn *c)
     return 0;
 }
 
+/* Answer a body that did not parse (400/413 with the event index and field). */
+static void parse_refused(struct conn *c, rtlog_err rc, const rtlog_errinfo *ei,
+                          int several_values)
+{
+    char msg[sizeof ei->text + 80];
+    snprintf(msg, sizeof msg, "%s%s", ei->text[0] ? ei->text : rtlog_strerror(rc),
+             several_values ? "; for NDJSON send Content-Type: application/x-ndjson" : "");
+    c->srv->m_ingest_rejected++;
+    LOG_INFO("conn=%" PRIu64 " ingest %s rejected: %s", c->id, c->stream, msg);
+    http_respond_error(c, rc, msg, 0);
+}
+
+void http_job_parse(struct job *j)
+{
+    const char *body = j->body.p ? j->body.p : "";
+    j->rc = rtlog_schema_parse(&j->po, body, j->body.len, &j->batch, &j->ei);
+    j->several_values = j->rc == RTLOG_E_INVAL && !j->po.ndjson &&
+                        several_json_values(body, j->body.len);
+    rtlog_buf_free(&j->body);
+}
+
+/* A JOB_PARSE job is back from the parse thread: refuse it, or queue it like an inline
+ * parse would (job_ready, appended at the next WRITEABLE). */
+static void parse_done(struct srv *s, struct job *j)
+{
+    struct conn *c = j->conn;
+    if (c)
+        c->job = NULL;
+    if (!c || j->rc != RTLOG_OK) {
+        s->jobs_inflight--;
+        if (c)
+            parse_refused(c, j->rc, &j->ei, j->several_values);
+        rtlog_batch_free(&j->batch);
+        free(j);
+        return;
+    }
+    j->stage = JOB_APPEND;
+    j->nevents = j->batch.n;
+    c->job_ready = j; /* still counted in jobs_inflight */
+    srv_want_write(c);
+}
+
 int http_body_done(struct conn *c)
 {
     struct srv *s = c->srv;
@@ -533,6 +616,26 @@ int http_body_done(struct conn *c)
         .max_event_bytes = (size_t)s->cfg.max_event_bytes,
         .ndjson = c->ndjson,
     };
+    /* Task assignments and cancellations are built on this thread: they read and reserve
+     * entries of the task table, which only this thread touches (agents.c). */
+    if (c->amode == JOB_INGEST && c->body.len >= PARSE_OFFLOAD_BYTES && s->parse_running) {
+        struct job *pj = calloc(1, sizeof *pj);
+        if (!pj) {
+            http_respond_error(c, RTLOG_E_NOMEM, "out of memory", 1);
+            return 0;
+        }
+        pj->srv = s;
+        pj->conn = c;
+        pj->stage = JOB_PARSE;
+        pj->po = po;
+        pj->body = c->body; /* stolen */
+        memset(&c->body, 0, sizeof c->body);
+        snprintf(pj->stream, sizeof pj->stream, "%s", c->stream);
+        c->job = pj;        /* a close before it comes back sets pj->conn = NULL */
+        s->jobs_inflight++; /* the drain waits for it like for a queued append */
+        parse_pool_submit(s, pj);
+        return 0;
+    }
     rtlog_batch batch = {0};
     rtlog_errinfo ei = {0};
     const char *body = c->body.p ? c->body.p : "";
@@ -555,15 +658,9 @@ int http_body_done(struct conn *c)
         rc = rtlog_schema_parse(&po, body, c->body.len, &batch, &ei);
     }
     if (rc != RTLOG_OK) {
-        char msg[sizeof ei.text + 80];
-        snprintf(msg, sizeof msg, "%s%s", ei.text[0] ? ei.text : rtlog_strerror(rc),
-                 rc == RTLOG_E_INVAL && !c->ndjson && several_json_values(body, c->body.len)
-                     ? "; for NDJSON send Content-Type: application/x-ndjson"
-                     : "");
+        int several = rc == RTLOG_E_INVAL && !c->ndjson && several_json_values(body, c->body.len);
         rtlog_buf_free(&c->body);
-        s->m_ingest_rejected++;
-        LOG_INFO("conn=%" PRIu64 " ingest %s rejected: %s", c->id, c->stream, msg);
-        http_respond_error(c, rc, msg, 0);
+        parse_refused(c, rc, &ei, several);
         return 0;
     }
     rtlog_buf_free(&c->body);

@@ -136,7 +136,8 @@ typedef struct rtlog_server_config {
     uint64_t map_bytes;                 /* initial LMDB map; 0 = store default */
     uint64_t map_max_bytes;             /* LMDB map ceiling; 0 = only the disk */
     uint64_t sse_retry_ms;
-    uint64_t sse_write_bytes;           /* bytes of SSE frames per socket write */
+    uint64_t sse_write_bytes;           /* bytes of SSE frames (WS event messages) per
+                                         * socket write */
     uint64_t fd_limit;                  /* lws fd table size */
     uint64_t nosync;                    /* 1 = no fsync (tests/benchmarks only) */
     uint64_t dashboard_retain_events;   /* dashboard count limit; 0 = none */

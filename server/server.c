@@ -410,7 +410,7 @@ rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap)
         .node_id = c->node_id,
         .types = c->rare ? c->rare->types : NULL,
         .follow = c->follow,
-        .fmt = c->kind == CK_WS ? RTLOG_REPLAY_WS : RTLOG_REPLAY_SSE,
+        .fmt = c->kind == CK_WS ? RTLOG_REPLAY_WS_FRAMED : RTLOG_REPLAY_SSE,
         .user = c,
     };
     agents_stream_prepare(c, &req);
@@ -1253,6 +1253,8 @@ int rtlog_server_run(const rtlog_server_config *cfg)
     if (create_context(s))
         goto out;
     rtlog_store_on_commit(s->store, on_commit, s);
+    if (parse_pool_start(s))
+        goto out;
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -1280,6 +1282,8 @@ int rtlog_server_run(const rtlog_server_config *cfg)
     ret = 0;
 
 out:
+    /* First: its last results are queued with lws_cancel_service() on a live context. */
+    parse_pool_stop(s);
     if (s->tick_sul && s->ctx)
         lws_sul_cancel(s->tick_sul);
     if (s->gen_sul && s->ctx)
@@ -1313,6 +1317,7 @@ out:
     while (j) {
         struct job *nx = j->next;
         rtlog_batch_free(&j->batch);
+        rtlog_buf_free(&j->body);
         free(j);
         j = nx;
     }

@@ -107,6 +107,11 @@ enum job_op {
                       * cancellation or timeout */
 };
 
+enum job_stage {
+    JOB_APPEND = 0,     /* queued to (or back from) the store's writer */
+    JOB_PARSE,          /* a body handed to the parse thread (or back from it) */
+};
+
 struct job {            /* an ingest append between the lws thread and the writer */
     struct job *next;
     enum job_op op;
@@ -116,7 +121,13 @@ struct job {            /* an ingest append between the lws thread and the write
     char task_id[RTLOG_ID_MAX + 1];
     struct conn *conn;  /* NULL once the client went away (lws thread only) */
     struct srv *srv;
+    enum job_stage stage;
     rtlog_batch batch;  /* owned; the records must live until the completion */
+    /* JOB_PARSE only: the body (owned, freed once parsed), how to parse it, and whether a
+     * refused non-NDJSON body held several JSON values (the 400 then says how to send it) */
+    rtlog_buf body;
+    rtlog_parse_opts po;
+    int several_values;
     char stream[RTLOG_STREAM_MAX];
     size_t nevents;
     rtlog_err rc;       /* result, written by the writer thread before queueing */
@@ -144,7 +155,14 @@ struct srv {
     rtlog_auth *auth;
     rtlog_replay *replay;
 
-    /* writer thread -> lws thread */
+    /* lws thread -> parse thread (parse_pool.c) */
+    pthread_t parse_th;
+    pthread_mutex_t plock;
+    pthread_cond_t pcond;
+    struct job *parse_head, *parse_tail;
+    int parse_stop, parse_running, parse_inited;
+
+    /* writer thread (and parse thread) -> lws thread */
     pthread_mutex_t qlock;
     struct job *done_head, *done_tail;
     struct note *notes_head, *notes_tail;
@@ -377,6 +395,17 @@ void ws_ctl_error(struct conn *c, rtlog_err code, const char *message);
 void ws_rx_update(struct conn *c);
 /* Free the queued control replies of @c (server.c at release). */
 void ws_ctl_free(struct conn *c);
+
+/* Parse thread side of a JOB_PARSE job: parse and validate j->body into j->batch (j->rc,
+ * j->ei), then free the body. Touches nothing but the job. */
+void http_job_parse(struct job *j);
+
+/* parse_pool.c: the ingest parse thread. start: 0 or -1 (logged). submit: queue @j (stolen
+ * until it comes back through http_job_queue_done). stop: finish what is queued, join;
+ * idempotent, safe after a failed or absent start. */
+int parse_pool_start(struct srv *s);
+void parse_pool_submit(struct srv *s, struct job *j);
+void parse_pool_stop(struct srv *s);
 
 /* sse.c */
 int sse_start(struct conn *c, const route *r);

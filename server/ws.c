@@ -9,8 +9,11 @@
  * arrive. Inbound messages are reassembled under a cap that is checked against what the
  * frame header announces (on the first payload byte, and by the housekeeping tick when
  * none follows), so nothing beyond the cap is ever buffered (1009); lws validates
- * UTF-8 (1007); binary frames are refused (1003). One message per WRITEABLE, in priority
- * order: pending error, close, control replies, heartbeat, then one replay frame.
+ * UTF-8 (1007); binary frames are refused (1003). One write per WRITEABLE, in priority
+ * order: pending error, close, control replies, heartbeat, then replay frames: up to
+ * sse-write-bytes of event messages, framed by the replay engine (RTLOG_REPLAY_WS_FRAMED)
+ * and written raw in one lws_write, so a subscriber that is behind gets many messages per
+ * send() and one at the head gets its one frame as before (tools/bench/RESULTS.md).
  * Source: CONTRACT.md "Authentication", "Errors and limits"; handed.md C09, C10, C17.
  */
 #define RTLOG_LOG_TAG "ws"
@@ -440,7 +443,7 @@ int ws_writeable(struct conn *c)
     rtlog_replay_state st;
     size_t nf = 0;
     rtlog_errinfo ei = {0};
-    rtlog_err rc = rtlog_replay_fill(c->sub, w, 0, 1, &st, &nf, &ei);
+    rtlog_err rc = rtlog_replay_fill(c->sub, w, (size_t)s->cfg.sse_write_bytes, 0, &st, &nf, &ei);
     if (rc != RTLOG_OK) {
         LOG_ERR("conn=%" PRIu64 " stream=%s delivery failed: %s", c->id, c->stream, ei.text);
         ws_fail(c, rc, "internal error; resume from your last seq");
@@ -448,7 +451,9 @@ int ws_writeable(struct conn *c)
     }
     size_t len = w->len - LWS_PRE;
     if (len) {
-        int n = lws_write(wsi, (unsigned char *)w->p + LWS_PRE, len, LWS_WRITE_TEXT);
+        /* complete frames already: lws sends them as they are (it keeps what the socket
+         * does not take and writes it before the next WRITEABLE) */
+        int n = lws_write(wsi, (unsigned char *)w->p + LWS_PRE, len, LWS_WRITE_RAW);
         if (n < (int)len)
             return -1;
     }

@@ -1,4 +1,5 @@
-/* bench_fanout.c - fan-out load generator: N SSE subscribers and a paced publisher, one process.
+/* bench_fanout.c - fan-out load generator: N SSE or WebSocket subscribers and a paced
+ * publisher, one process.
  *
  * Measures what a live run view costs the server: one stream, many subscribers, a steady
  * event rate. Everything is one epoll loop on non-blocking sockets so the load generator
@@ -16,7 +17,15 @@
  * (order, no gap).
  * The same tool drives nchan (target nchan: no token, one event per POST) so the two servers
  * are measured by the same code. Server CPU comes from /proc/<pid>/stat over the measured
- * interval. The run is bounded: it stops after rate*secs events and a drain timeout.
+ * interval. The run is bounded: it stops after rate*secs events (or at --pub-deadline, which
+ * lets a saturated server be measured in bounded time) and a drain timeout.
+ * --proto ws speaks RFC 6455 instead (upgrade, unmasked server frames, masked replies to
+ * pings and heartbeats); for rtlog the order check then reads the event's trailing "seq".
+ * --storm-at S is the reconnect storm: S seconds into publishing every subscriber drops its
+ * connection (RST) and all reconnect at once, resuming from the last id each one saw
+ * (Last-Event-ID for SSE, ?lastEventId= for WS). A subscriber is "live again" when its new
+ * stream is open and it holds every event published before it sent its new request; the
+ * time from the drop to that moment is reported per subscriber (p50/p99/max).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +48,8 @@
 #include <unistd.h>
 
 enum { TARGET_RTLOG, TARGET_NCHAN };
-enum { S_CONNECTING, S_HDRWAIT, S_OPEN, S_DEAD };
+enum { PROTO_SSE, PROTO_WS };
+enum { S_CONNECTING, S_HDRWAIT, S_OPEN, S_DEAD, S_IDLE };
 
 #define SUB_BUF     (64 * 1024)
 #define HIST_US     (2 * 1000 * 1000) /* 1 us bins below 2 s ... */
@@ -57,8 +67,14 @@ struct sub {
     size_t len;
     char *buf;
     uint64_t last_id;
+    char last_id_str[64]; /* the last SSE id: as sent (nchan's are "time:tag") */
     uint64_t unique, dups, order_errs;
-    uint8_t *seen; /* bit k: event k arrived */
+    uint64_t next_k;      /* every event below this index has arrived */
+    uint8_t *seen;        /* bit k: event k arrived */
+    /* reconnect storm */
+    int resumed;          /* reconnected after the storm */
+    uint64_t need_k;      /* live again once next_k >= need_k (events sent before resuming) */
+    int live;             /* counted as live again */
 };
 
 struct pubc {
@@ -70,13 +86,15 @@ struct pubc {
 };
 
 struct opts {
-    int target;
+    int target, proto;
     const char *host;
     int port;
     const char *sub_path, *pub_path, *create_path, *token;
     unsigned subs, rate, secs, batch, event_bytes, pub_conns;
     int server_pid;
-    double drain_secs, connect_secs;
+    double drain_secs, connect_secs, pub_deadline, storm_at;
+    unsigned storm_pending; /* 0: every reconnect at once; else at most this many
+                             * handshakes in flight (the rest start as those finish) */
 };
 
 struct hist {
@@ -85,7 +103,7 @@ struct hist {
 };
 
 static struct opts o = {
-    .target = TARGET_RTLOG, .host = "127.0.0.1", .port = 8080, .subs = 1000, .rate = 1000,
+    .target = TARGET_RTLOG, .proto = PROTO_SSE, .host = "127.0.0.1", .port = 8080, .subs = 1000, .rate = 1000,
     .secs = 10, .batch = 1, .event_bytes = 200, .pub_conns = 16, .server_pid = 0,
     .drain_secs = 10.0, .connect_secs = 60.0,
 };
@@ -96,10 +114,12 @@ static int ep;
 static uint64_t total_events, acked_events, sent_events, post_errors, sub_failures;
 static uint64_t max_backlog;
 static struct hist lat, e2e, ack;
+static struct hist storm_open, storm_live; /* drop -> 200/101 again; drop -> live again */
+static uint64_t storm_ns;                  /* CLOCK_MONOTONIC of the drop; 0 = none yet */
+static uint64_t storm_live_n;
+static unsigned storm_next; /* paced storm: the next subscriber to reconnect */
 static uint64_t sched0_ns, period_ns; /* CLOCK_REALTIME of event 0; ns between batches */
 static uint64_t first_post_ns, last_post_ns;
-static char *sub_req;
-static size_t sub_req_len;
 static char *pubbuf;
 static size_t pubbuf_cap;
 
@@ -278,16 +298,61 @@ static void sub_fail(struct sub *s, const char *why)
     }
 }
 
+/* The subscriber's request: the stream path, plus its resume point after a storm
+ * (Last-Event-ID for SSE; ?lastEventId= for rtlog WS: browsers cannot set headers there). */
+static size_t sub_request(const struct sub *s, char *req, size_t cap)
+{
+    char resume[128] = "", path[4096];
+    const char *p = o.sub_path;
+    if (s->resumed && o.proto == PROTO_SSE && s->last_id_str[0])
+        snprintf(resume, sizeof resume, "Last-Event-ID: %s\r\n", s->last_id_str);
+    if (s->resumed && o.proto == PROTO_WS && o.target == TARGET_RTLOG) {
+        snprintf(path, sizeof path, "%s%slastEventId=%" PRIu64, o.sub_path,
+                 strchr(o.sub_path, '?') ? "&" : "?", s->last_id);
+        p = path;
+    }
+    int n;
+    if (o.proto == PROTO_WS)
+        n = snprintf(req, cap,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     p, o.host);
+    else
+        n = snprintf(req, cap,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s%s%s%s\r\n",
+                     p, o.host, o.token ? "Authorization: Bearer " : "", o.token ? o.token : "",
+                     o.token ? "\r\n" : "", resume);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "bench_fanout: request too long\n");
+        exit(2);
+    }
+    return (size_t)n;
+}
+
 static void sub_start(unsigned i)
 {
     struct sub *s = &subs[i];
     s->fd = tcp_connect(1);
     s->state = S_CONNECTING;
+    s->len = 0;
     ep_add(s->fd, EPOLLOUT, TAG_SUB | i);
 }
 
-/* One complete SSE frame [p, p+n) (without the blank line). */
-static void sub_frame(struct sub *s, const char *p, size_t n, uint64_t rx_ns)
+/* The subscriber holds every event published before it resumed: live again. */
+static void sub_check_live(struct sub *s)
+{
+    if (s->resumed && !s->live && s->state == S_OPEN && s->next_k >= s->need_k) {
+        s->live = 1;
+        storm_live_n++;
+        hist_add(&storm_live, (int64_t)(now_ns(CLOCK_MONOTONIC) - storm_ns));
+    }
+}
+
+/* One event or control message [p, p+n): an SSE frame without its blank line, or one WS
+ * text message. @id: the SSE id / the event's seq when @has_id (rtlog). */
+static void sub_frame(struct sub *s, const char *p, size_t n, int has_id, uint64_t id,
+                      uint64_t rx_ns)
 {
     static const char key[] = "\"line\":\"t=";
     const char *d = memmem(p, n, key, sizeof key - 1);
@@ -311,14 +376,9 @@ static void sub_frame(struct sub *s, const char *p, size_t n, uint64_t rx_ns)
     if (k >= total_events)
         return;
     if (o.target == TARGET_RTLOG) {
-        /* rtlog frames start with "id: <seq>"; the stream was created empty, so seq 1.. */
-        uint64_t id = 0;
-        if (n > 4 && memcmp(p, "id: ", 4) == 0) {
-            const char *q = p + 4;
-            while (q < e && *q >= '0' && *q <= '9')
-                id = id * 10 + (uint64_t)(*q++ - '0');
-        }
-        if (id != s->last_id + 1)
+        /* the stream was created empty, so event k is seq k+1, and seqs grow by one, also
+         * across a resume */
+        if (!has_id || id != s->last_id + 1)
             s->order_errs++;
         s->last_id = id;
     }
@@ -328,8 +388,108 @@ static void sub_frame(struct sub *s, const char *p, size_t n, uint64_t rx_ns)
     }
     s->seen[k >> 3] = (uint8_t)(s->seen[k >> 3] | (1u << (k & 7)));
     s->unique++;
+    while (s->next_k < total_events && (s->seen[s->next_k >> 3] & (1u << (s->next_k & 7))))
+        s->next_k++;
     hist_add(&lat, (int64_t)(rx_ns - t));
     hist_add(&e2e, (int64_t)(rx_ns - sch));
+}
+
+/* An SSE frame: remember its id line, then the event. */
+static void sub_sse_frame(struct sub *s, const char *p, size_t n, uint64_t rx_ns)
+{
+    int has_id = 0;
+    uint64_t id = 0;
+    if (n > 4 && memcmp(p, "id: ", 4) == 0) {
+        const char *q = p + 4, *e = memchr(q, '\n', n - 4);
+        size_t l = e ? (size_t)(e - q) : n - 4;
+        if (l < sizeof s->last_id_str) {
+            memcpy(s->last_id_str, q, l);
+            s->last_id_str[l] = 0;
+        }
+        has_id = 1;
+        for (size_t j = 0; j < l && q[j] >= '0' && q[j] <= '9'; j++)
+            id = id * 10 + (uint64_t)(q[j] - '0');
+    }
+    sub_frame(s, p, n, has_id, id, rx_ns);
+}
+
+/* Write a masked client frame (pong or a {"type":"pong"} reply); small, so whole or fail. */
+static void ws_send(struct sub *s, int opcode, const char *p, size_t n)
+{
+    unsigned char f[2 + 4 + 125];
+    if (n > 125)
+        n = 125;
+    f[0] = (unsigned char)(0x80 | opcode);
+    f[1] = (unsigned char)(0x80 | n);
+    memset(f + 2, 0, 4); /* a zero mask is a valid mask and leaves the payload as is */
+    memcpy(f + 6, p, n);
+    if (write(s->fd, f, 6 + n) != (ssize_t)(6 + n))
+        sub_fail(s, "ws reply write");
+}
+
+/* Split s->buf into WS frames from @off; returns the offset of the first incomplete one. */
+static size_t sub_ws_parse(struct sub *s, size_t off, uint64_t rx_ns)
+{
+    while (s->state == S_OPEN && s->len - off >= 2) {
+        const unsigned char *h = (const unsigned char *)s->buf + off;
+        int fin = h[0] & 0x80, op = h[0] & 0x0f;
+        uint64_t plen = h[1] & 0x7f;
+        size_t hl = 2;
+        if (h[1] & 0x80) {
+            sub_fail(s, "masked server frame");
+            return off;
+        }
+        if (plen == 126) {
+            if (s->len - off < 4)
+                break;
+            plen = (uint64_t)h[2] << 8 | h[3];
+            hl = 4;
+        } else if (plen == 127) {
+            if (s->len - off < 10)
+                break;
+            plen = 0;
+            for (int j = 0; j < 8; j++)
+                plen = plen << 8 | h[2 + j];
+            hl = 10;
+        }
+        if (plen > SUB_BUF - hl) {
+            sub_fail(s, "WS message larger than the client buffer");
+            return off;
+        }
+        if (s->len - off < hl + plen)
+            break;
+        const char *pl = (const char *)h + hl;
+        if (!fin || op == 0) {
+            sub_fail(s, "fragmented WS message (not expected from the servers measured)");
+            return off;
+        } else if (op == 1) {
+            int has_id = 0;
+            uint64_t id = 0;
+            /* rtlog: "seq" is the event's last field */
+            const char *q = NULL;
+            for (const char *x = pl + plen; x - 7 >= pl; x--)
+                if (memcmp(x - 7, "\"seq\":", 6) == 0) {
+                    q = x - 1;
+                    break;
+                }
+            if (q) {
+                has_id = 1;
+                while (q < pl + plen && *q >= '0' && *q <= '9')
+                    id = id * 10 + (uint64_t)(*q++ - '0');
+            }
+            if (memmem(pl, plen, "\"type\":\"heartbeat\"", 18))
+                ws_send(s, 1, "{\"type\":\"pong\"}", 15);
+            else
+                sub_frame(s, pl, plen, has_id, id, rx_ns);
+        } else if (op == 9) {
+            ws_send(s, 10, pl, plen);
+        } else if (op == 8) {
+            sub_fail(s, "server closed the WebSocket");
+            return off;
+        }
+        off += hl + plen;
+    }
+    return off;
 }
 
 static void sub_parse(struct sub *s, uint64_t rx_ns)
@@ -342,33 +502,43 @@ static void sub_parse(struct sub *s, uint64_t rx_ns)
                 sub_fail(s, "response headers too large");
             return;
         }
-        if (s->len < 12 || memcmp(s->buf, "HTTP/1.", 7) != 0 || atoi(s->buf + 9) != 200) {
-            char line[128];
-            size_t l = (size_t)(h - s->buf);
-            if (l > sizeof line - 1)
-                l = sizeof line - 1;
-            memcpy(line, s->buf, l);
-            line[l] = 0;
-            char *cr = strchr(line, '\r');
-            if (cr)
-                *cr = 0;
+        int want = o.proto == PROTO_WS ? 101 : 200;
+        if (s->len < 12 || memcmp(s->buf, "HTTP/1.", 7) != 0 || atoi(s->buf + 9) != want) {
+            /* the first bytes, control characters escaped: a refusal names itself */
+            char line[256];
+            size_t at = 0;
+            for (size_t j = 0; j < s->len && j < 80 && at + 5 < sizeof line; j++) {
+                unsigned char ch = (unsigned char)s->buf[j];
+                at += (size_t)snprintf(line + at, sizeof line - at,
+                                       ch >= 32 && ch < 127 ? "%c" : "\\x%02x", ch);
+            }
+            snprintf(line + at, sizeof line - at, " (%zu bytes)", s->len);
             sub_fail(s, line);
             return;
         }
         off = (size_t)(h - s->buf) + 4;
         s->state = S_OPEN;
+        if (s->resumed)
+            hist_add(&storm_open, (int64_t)(now_ns(CLOCK_MONOTONIC) - storm_ns));
     }
-    for (;;) {
-        char *f = memmem(s->buf + off, s->len - off, "\n\n", 2);
-        if (!f)
-            break;
-        sub_frame(s, s->buf + off, (size_t)(f - (s->buf + off)), rx_ns);
-        off = (size_t)(f - s->buf) + 2;
+    if (o.proto == PROTO_WS) {
+        off = sub_ws_parse(s, off, rx_ns);
+    } else {
+        for (;;) {
+            char *f = memmem(s->buf + off, s->len - off, "\n\n", 2);
+            if (!f)
+                break;
+            sub_sse_frame(s, s->buf + off, (size_t)(f - (s->buf + off)), rx_ns);
+            off = (size_t)(f - s->buf) + 2;
+        }
     }
+    if (s->state == S_DEAD)
+        return;
     if (off) {
         memmove(s->buf, s->buf + off, s->len - off);
         s->len -= off;
     }
+    sub_check_live(s);
     if (s->len == SUB_BUF)
         sub_fail(s, "SSE frame larger than the client buffer");
 }
@@ -376,7 +546,7 @@ static void sub_parse(struct sub *s, uint64_t rx_ns)
 static void sub_event(unsigned i, uint32_t events)
 {
     struct sub *s = &subs[i];
-    if (s->state == S_DEAD)
+    if (s->state == S_DEAD || s->state == S_IDLE)
         return;
     if (s->state == S_CONNECTING) {
         int err = 0;
@@ -387,8 +557,12 @@ static void sub_event(unsigned i, uint32_t events)
             sub_fail(s, "connect failed");
             return;
         }
+        /* What was published before this request must come back as catch-up. */
+        s->need_k = sent_events;
         /* A fresh socket's send buffer takes the whole request. */
-        if (write(s->fd, sub_req, sub_req_len) != (ssize_t)sub_req_len) {
+        char req[8192];
+        size_t rl = sub_request(s, req, sizeof req);
+        if (write(s->fd, req, rl) != (ssize_t)rl) {
             sub_fail(s, "request write");
             return;
         }
@@ -409,6 +583,46 @@ static void sub_event(unsigned i, uint32_t events)
         if (s->state == S_DEAD || (size_t)r < SUB_BUF / 2)
             return;
     }
+}
+
+/* Paced storm (--storm-pending): start reconnects while fewer than that many handshakes
+ * are in flight. */
+static void storm_pace(void)
+{
+    unsigned pending = 0;
+    for (unsigned i = 0; i < storm_next; i++)
+        pending += subs[i].state == S_CONNECTING || subs[i].state == S_HDRWAIT;
+    while (storm_next < o.subs && pending < o.storm_pending) {
+        if (subs[storm_next].state == S_IDLE) {
+            sub_start(storm_next);
+            pending++;
+        }
+        storm_next++;
+    }
+}
+
+/* The storm: every open subscriber drops its connection at once (RST, as a network failure
+ * or a crashed proxy would), then all reconnect at once with their resume point (or as
+ * fast as --storm-pending handshakes in flight allow). */
+static void storm(void)
+{
+    storm_ns = now_ns(CLOCK_MONOTONIC);
+    for (unsigned i = 0; i < o.subs; i++) {
+        struct sub *s = &subs[i];
+        if (s->state != S_OPEN)
+            continue;
+        epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
+        close_rst(s->fd);
+        s->state = S_IDLE;
+        s->resumed = 1;
+    }
+    if (o.storm_pending) {
+        storm_pace();
+        return;
+    }
+    for (unsigned i = 0; i < o.subs; i++)
+        if (subs[i].state == S_IDLE)
+            sub_start(i);
 }
 
 /* ---- publisher ------------------------------------------------------------------------ */
@@ -560,13 +774,18 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_fanout --target rtlog|nchan --port N --sub-path P --pub-path P\n"
-            "         [--host 127.0.0.1] [--token JWT] [--create-path P] [--subs 1000]\n"
-            "         [--rate 1000] [--secs 10] [--batch 1] [--event-bytes 200]\n"
+            "         [--proto sse|ws] [--host 127.0.0.1] [--token JWT] [--create-path P]\n"
+            "         [--subs 1000] [--rate 1000] [--secs 10] [--batch 1] [--event-bytes 200]\n"
             "         [--pub-conns 16] [--server-pid PID] [--drain-secs 10]\n"
-            "One stream, --subs SSE subscribers, --rate events/s for --secs seconds, posted\n"
-            "--batch events per POST every batch/rate seconds (batch > 1: NDJSON, rtlog only).\n"
-            "Prints one `fanout key=value ...` line; exit 0 only if every acknowledged event\n"
-            "reached every subscriber exactly once (and, for rtlog, in seq order).\n");
+            "         [--pub-deadline SECS] [--storm-at SECS] [--storm-pending N]\n"
+            "One stream, --subs SSE (or WS) subscribers, --rate events/s for --secs seconds,\n"
+            "posted --batch events per POST every batch/rate seconds (batch > 1: NDJSON, rtlog\n"
+            "only). --pub-deadline: stop posting that many seconds after the first POST even if\n"
+            "the server fell behind (saturation runs). --storm-at: every subscriber drops and\n"
+            "resumes at once that many seconds into publishing (--storm-pending: at most N\n"
+            "handshakes in flight, the rest as those finish). For WS the token goes in the\n"
+            "--sub-path (?token=). Prints one `fanout key=value ...` line; exit 0 only if every\n"
+            "acknowledged event reached every subscriber exactly once (rtlog: in seq order).\n");
     exit(2);
 }
 
@@ -578,6 +797,8 @@ static void parse_args(int argc, char **argv)
         {"create-path", 1, 0, 'C'}, {"subs", 1, 0, 'n'},        {"rate", 1, 0, 'r'},
         {"secs", 1, 0, 's'},        {"batch", 1, 0, 'b'},       {"event-bytes", 1, 0, 'e'},
         {"pub-conns", 1, 0, 'c'},   {"server-pid", 1, 0, 'x'},  {"drain-secs", 1, 0, 'd'},
+        {"proto", 1, 0, 'w'},       {"pub-deadline", 1, 0, 'D'}, {"storm-at", 1, 0, 'R'},
+        {"storm-pending", 1, 0, 'N'},
         {"help", 0, 0, '?'},        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -604,6 +825,17 @@ static void parse_args(int argc, char **argv)
         case 'c': o.pub_conns = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'x': o.server_pid = atoi(optarg); break;
         case 'd': o.drain_secs = atof(optarg); break;
+        case 'D': o.pub_deadline = atof(optarg); break;
+        case 'R': o.storm_at = atof(optarg); break;
+        case 'N': o.storm_pending = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'w':
+            if (!strcmp(optarg, "sse"))
+                o.proto = PROTO_SSE;
+            else if (!strcmp(optarg, "ws"))
+                o.proto = PROTO_WS;
+            else
+                usage();
+            break;
         default: usage();
         }
     }
@@ -622,6 +854,8 @@ int main(int argc, char **argv)
     hist_init(&lat);
     hist_init(&e2e);
     hist_init(&ack);
+    hist_init(&storm_open);
+    hist_init(&storm_live);
 
     if (o.create_path) { /* rtlog: an empty batch creates the stream (CONTRACT "Ingest") */
         int st = http_once("POST", o.create_path, "application/json", "[]");
@@ -630,14 +864,6 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-
-    char req[8192];
-    int rl = snprintf(req, sizeof req,
-                      "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s%s%s\r\n",
-                      o.sub_path, o.host, o.token ? "Authorization: Bearer " : "",
-                      o.token ? o.token : "", o.token ? "\r\n" : "");
-    sub_req = req;
-    sub_req_len = (size_t)rl;
 
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
@@ -717,7 +943,7 @@ int main(int argc, char **argv)
     timerfd_settime(tfd, 0, &its, NULL);
 
     uint64_t due = 0, posts = 0, expected_delivered = 0;
-    int timer_on = 1;
+    int timer_on = 1, stormed = 0;
     for (;;) {
         int n = epoll_wait(ep, evs, 1024, 20);
         uint64_t delivered_before = lat.n;
@@ -736,6 +962,16 @@ int main(int argc, char **argv)
         }
         if (lat.n != delivered_before)
             t_last_rx = now_ns(CLOCK_MONOTONIC);
+        if (o.storm_at > 0 && !stormed &&
+            (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9 >= o.storm_at) {
+            stormed = 1;
+            storm();
+        }
+        if (stormed && o.storm_pending && storm_next < o.subs)
+            storm_pace();
+        if (o.pub_deadline > 0 && posts < total_posts &&
+            (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9 >= o.pub_deadline)
+            total_posts = posts; /* saturated: stop offering, deliver what was accepted */
         /* Post every due batch on a free connection; what waits is the backlog. */
         for (unsigned i = 0; i < o.pub_conns && due && posts < total_posts; i++) {
             if (!pubs[i].busy) {
@@ -759,7 +995,7 @@ int main(int argc, char **argv)
             if (!t_last_ack)
                 t_last_ack = now;
             expected_delivered = acked_events * (o.subs - sub_failures);
-            if (lat.n >= expected_delivered)
+            if (lat.n >= expected_delivered && (!stormed || storm_live_n >= o.subs))
                 break;
             if ((double)(now - t_last_ack) / 1e9 > o.drain_secs)
                 break;
@@ -802,9 +1038,10 @@ int main(int argc, char **argv)
     uint64_t missing = expected_delivered > uniq ? expected_delivered - uniq : 0;
 
     /* One line of key=value pairs: run_server_bench.sh picks fields by name. */
-    printf("fanout target=%s subs=%u rate=%u secs=%u batch=%u event_bytes=%u pub_conns=%u",
-           o.target == TARGET_RTLOG ? "rtlog" : "nchan", o.subs, o.rate, o.secs, o.batch,
-           o.event_bytes, o.pub_conns);
+    printf("fanout target=%s proto=%s subs=%u rate=%u secs=%u batch=%u event_bytes=%u"
+           " pub_conns=%u offered=%" PRIu64,
+           o.target == TARGET_RTLOG ? "rtlog" : "nchan", o.proto == PROTO_WS ? "ws" : "sse",
+           o.subs, o.rate, o.secs, o.batch, o.event_bytes, o.pub_conns, total_events);
     printf(" connect_s=%.2f published=%" PRIu64 " acked=%" PRIu64 " post_errors=%" PRIu64
            " max_backlog=%" PRIu64,
            connect_s, sent_events, acked_events, post_errors, max_backlog);
@@ -822,12 +1059,18 @@ int main(int argc, char **argv)
            " ack_p50_us=%" PRIu64 " ack_p99_us=%" PRIu64,
            hist_q(&e2e, 0.50), hist_q(&e2e, 0.99), e2e.max, hist_q(&ack, 0.50),
            hist_q(&ack, 0.99));
+    if (stormed)
+        printf(" storm_pending=%u storm_subs=%u storm_live=%" PRIu64 " storm_open_p50_us=%" PRIu64
+               " storm_open_p99_us=%" PRIu64 " storm_live_p50_us=%" PRIu64
+               " storm_live_p99_us=%" PRIu64 " storm_live_max_us=%" PRIu64,
+               o.storm_pending, o.subs, storm_live_n, hist_q(&storm_open, 0.5), hist_q(&storm_open, 0.99),
+               hist_q(&storm_live, 0.5), hist_q(&storm_live, 0.99), storm_live.max);
     printf(" server_cpu_s=%.2f server_cpu_pct=%.1f server_cpu_us_per_delivery=%.3f"
            " client_cpu_pct=%.1f machine_busy_pct=%.0f ncpu=%ld\n",
            srv_cpu_s, wall > 0 ? 100.0 * srv_cpu_s / wall : 0.0,
            uniq ? srv_cpu_s * 1e6 / (double)uniq : 0.0, wall > 0 ? 100.0 * cli_cpu_s / wall : 0.0,
            machine_pct, ncpu);
     int ok = missing == 0 && dups == 0 && order == 0 && post_errors == 0 && sub_failures == 0 &&
-             acked_events == total_events;
+             acked_events == sent_events && (!stormed || storm_live_n == o.subs);
     return ok ? 0 : 1;
 }

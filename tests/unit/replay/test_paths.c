@@ -4,7 +4,8 @@
  * inside it) and copied to every subscriber; an event far behind the head is rendered
  * straight into the subscriber's buffer. This test stores events with everything the
  * renderer escapes (quotes, backslashes, controls, CR, ANSI, UTF-8, a line longer than
- * the renderer's 4 KiB chunk) and checks that both paths, in SSE and WS, with and without
+ * the renderer's 4 KiB chunk, one longer than 65,535 bytes) and checks that both paths, in
+ * SSE, WS and WS_FRAMED (each message behind its RFC 6455 header), with and without
  * filters and byte budgets, produce exactly the reference bytes: for every stored event
  * "id: N\nevent: TYPE\ndata: " + rtlog_schema_render(record, N, REDACT) + "\n\n", built
  * here with printf from the store's own read API.
@@ -16,6 +17,7 @@
 
 struct ref {
     rtlog_buf sse, ws; /* expected SSE stream; expected WS messages separated by '\x1e' */
+    rtlog_buf wsf;     /* expected WS_FRAMED bytes: header + message, back to back */
     const char *node;  /* NULL or the nodeId to keep */
     const char *type;  /* NULL or the type to keep */
 };
@@ -40,6 +42,24 @@ static int ref_cb(void *ctx, const rtlog_event_view *ev)
                      RTLOG_OK);
     assert_int_equal(rtlog_buf_append(&r->ws, json.p, json.len), RTLOG_OK);
     assert_int_equal(rtlog_buf_append(&r->ws, "\x1e", 1), RTLOG_OK);
+    /* RFC 6455 5.2, written out here: FIN|text, then a 7-bit, 16-bit or 64-bit length */
+    unsigned char h[10] = {0x81};
+    size_t hl = 2;
+    if (json.len < 126) {
+        h[1] = (unsigned char)json.len;
+    } else if (json.len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (unsigned char)(json.len / 256);
+        h[3] = (unsigned char)(json.len % 256);
+        hl = 4;
+    } else {
+        h[1] = 127;
+        for (size_t i = 0, v = json.len; i < 8; i++, v /= 256)
+            h[9 - i] = (unsigned char)(v % 256);
+        hl = 10;
+    }
+    assert_int_equal(rtlog_buf_append(&r->wsf, h, hl), RTLOG_OK);
+    assert_int_equal(rtlog_buf_append(&r->wsf, json.p, json.len), RTLOG_OK);
     rtlog_buf_free(&json);
     return 0;
 }
@@ -54,10 +74,13 @@ static void ref_build(tenv *t, struct ref *r)
 /* Store EVENTS events of several types, nodes and string shapes. */
 static void fill_store(tenv *t)
 {
-    rtlog_buf body = {0}, big = {0};
+    rtlog_buf body = {0}, big = {0}, huge = {0};
     for (unsigned i = 0; i < 2500; i++) /* 10,000 bytes: escapes across 4 KiB chunks */
         rtlog_buf_puts(&big, i % 97 == 0 ? "\\\"q\\\\" : i % 89 == 0 ? "\\u0001" : "ab c");
     rtlog_buf_nul(&big);
+    for (unsigned i = 0; i < 7000; i++) /* 70,000 bytes: a WS frame with a 64-bit length */
+        rtlog_buf_puts(&huge, "0123456789");
+    rtlog_buf_nul(&huge);
     for (unsigned i = 1; i < EVENTS; i++) {
         rtlog_buf_clear(&body);
         switch (i % 5) {
@@ -72,7 +95,8 @@ static void fill_store(tenv *t)
             break;
         case 2:
             rtlog_buf_printf(&body, "{\"type\":\"step_log\",\"nodeId\":\"n%u\",\"line\":\"%s\","
-                                    "\"level\":\"warn\"}", i % 3, i % 10 == 2 ? big.p : "x");
+                                    "\"level\":\"warn\"}", i % 3,
+                             i == 152 ? huge.p : i % 10 == 2 ? big.p : "x");
             break;
         case 3:
             rtlog_buf_printf(&body, "{\"type\":\"step_started\",\"nodeId\":\"n%u\","
@@ -90,6 +114,7 @@ static void fill_store(tenv *t)
     tappend(t, S, "{\"type\":\"workflow_completed\",\"status\":\"succeeded\",\"duration\":1.5}");
     rtlog_buf_free(&body);
     rtlog_buf_free(&big);
+    rtlog_buf_free(&huge);
 }
 
 /* Drain one subscriber to END, concatenating what it produced (WS messages separated by
@@ -138,7 +163,7 @@ static void run_all(tenv *t, size_t ring_frames)
         struct ref r = {.node = filters[fi].node, .type = filters[fi].types};
         ref_build(t, &r);
         for (size_t bi = 0; bi < sizeof budgets / sizeof budgets[0]; bi++) {
-            for (int fmt = RTLOG_REPLAY_SSE; fmt <= RTLOG_REPLAY_WS; fmt++) {
+            for (int fmt = RTLOG_REPLAY_SSE; fmt <= RTLOG_REPLAY_WS_FRAMED; fmt++) {
                 rtlog_replay *e;
                 rtlog_replay_opts o = {.store = t->st, .ring_frames = ring_frames,
                                        .chunk_events = 37};
@@ -146,7 +171,9 @@ static void run_all(tenv *t, size_t ring_frames)
                 rtlog_buf got = {0};
                 drain_all(e, (rtlog_replay_fmt)fmt, filters[fi].node, filters[fi].types,
                           budgets[bi], &got);
-                check_same(&got, fmt == RTLOG_REPLAY_SSE ? &r.sse : &r.ws);
+                check_same(&got, fmt == RTLOG_REPLAY_SSE  ? &r.sse
+                                  : fmt == RTLOG_REPLAY_WS ? &r.ws
+                                                           : &r.wsf);
                 rtlog_replay_stats stats;
                 rtlog_replay_get_stats(e, &stats);
                 /* every event was rendered at least once, whichever path it took */
@@ -157,6 +184,7 @@ static void run_all(tenv *t, size_t ring_frames)
         }
         rtlog_buf_free(&r.sse);
         rtlog_buf_free(&r.ws);
+        rtlog_buf_free(&r.wsf);
     }
 }
 
@@ -224,6 +252,7 @@ static void test_mixed(void **state)
     rtlog_buf_free(&gb);
     rtlog_buf_free(&r.sse);
     rtlog_buf_free(&r.ws);
+    rtlog_buf_free(&r.wsf);
     rtlog_replay_free(e);
     tenv_close(t);
 }
