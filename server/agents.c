@@ -324,7 +324,8 @@ static rtlog_err build_assign(struct conn *c, const char *body, size_t len, rtlo
     /* The job must still take events: its task_started/task_completed go there. */
     rtlog_stream_info ji;
     rtlog_errinfo ei = {0};
-    if (rtlog_store_describe(s->store, job_stream, &ji, &ei) == RTLOG_OK && ji.sealed) {
+    rtlog_err drc = rtlog_store_describe(s->store, job_stream, &ji, &ei);
+    if (drc == RTLOG_OK && ji.sealed) {
         snprintf(msg, cap, "deployment job %s is completed: no task can be assigned to it", job);
         rc = RTLOG_E_CONFLICT;
         goto out;
@@ -379,6 +380,18 @@ static rtlog_err build_assign(struct conn *c, const char *body, size_t len, rtlo
     if (rc != RTLOG_OK) {
         snprintf(msg, cap, "%s", ei.text);
         goto out;
+    }
+    if (drc == RTLOG_E_NOTFOUND) {
+        /* The job's events will come from this task: make its stream now (an empty append,
+         * one commit, once per job), so the orchestrator or a UI can follow the job as soon
+         * as the assignment is answered instead of getting not_found. */
+        rtlog_append_req cr = {.stream = job_stream, .n = 0};
+        if (rtlog_store_append(s->store, &cr, NULL, &ei) != RTLOG_OK) {
+            rtlog_batch_free(out);
+            snprintf(msg, cap, "cannot create the job stream %s: %s", job_stream, ei.text);
+            rc = ei.code == RTLOG_E_FULL ? RTLOG_E_FULL : RTLOG_E_IO;
+            goto out;
+        }
     }
     int exists;
     rtlog_task *t = rtlog_tasks_add(s->tasks, tid, &exists);
@@ -500,7 +513,14 @@ void agents_ingest_done(struct srv *s, struct job *j, int queued)
         return;
     t->state = RTLOG_TASK_CANCELLED;
     LOG_INFO("task %s of %s cancelled", t->task_id, t->agent);
-    queue_close(s, t, "cancelled by the orchestrator");
+    /* the orchestrator's reason goes to the job as well */
+    char reason[512] = "cancelled by the orchestrator";
+    const char *r;
+    size_t rl;
+    if (j->batch.n && rtlog_schema_rec_field_str(j->batch.recs[0].mp, j->batch.recs[0].mp_len,
+                                                 "reason", &r, &rl) == RTLOG_OK)
+        snprintf(reason, sizeof reason, "%.*s", (int)(rl < sizeof reason ? rl : sizeof reason - 1), r);
+    queue_close(s, t, reason);
 }
 
 /* ---- reports (WebSocket) ------------------------------------------------------------- */

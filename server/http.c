@@ -384,14 +384,16 @@ static int ingest_start(struct conn *c, const route *r)
         return 0;
     }
     n = lws_hdr_copy(wsi, buf, 32, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    uint64_t cl;
-    if (n <= 0) {
+    uint64_t cl = 0;
+    if (n < 0 || (n == 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)) {
         s->m_ingest_rejected++;
-        http_respond_status(c, 411, RTLOG_E_INVAL, "Content-Length is required", 1);
+        http_respond_error(c, RTLOG_E_INVAL, "bad Content-Length", 1);
         c->ingest_active = 0;
         return 0;
     }
-    if (rtlog_seq_param_parse(buf, (size_t)n, &cl) != RTLOG_OK) {
+    /* No Content-Length and no Transfer-Encoding: the body is empty (RFC 9112 6.3), as
+     * `curl -X POST .../cancel` sends it. */
+    if (n > 0 && rtlog_seq_param_parse(buf, (size_t)n, &cl) != RTLOG_OK) {
         s->m_ingest_rejected++;
         http_respond_error(c, RTLOG_E_INVAL, "bad Content-Length", 1);
         c->ingest_active = 0;

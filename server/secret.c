@@ -86,6 +86,21 @@ rtlog_err rtlog_secret_open(const uint8_t key[RTLOG_SECRET_KEY_BYTES], const voi
     size_t raw_len = (size_t)d - (b[bl - 1] == '=') - (b[bl - 2] == '=');
     if (raw_len < NONCE_BYTES + TAG_BYTES)
         goto out;
+    /* Only the canonical encoding is accepted: base64 leaves unused bits in the last
+     * character, and an envelope that differs from what seal wrote, even where it decodes to
+     * the same bytes, is not the stored value. Re-encode and compare. */
+    {
+        unsigned char *re = malloc(bl + 1);
+        if (!re) {
+            rc = RTLOG_E_NOMEM;
+            goto out;
+        }
+        int w = EVP_EncodeBlock(re, raw, (int)raw_len);
+        int same = w == (int)bl && memcmp(re, b, bl) == 0;
+        free(re);
+        if (!same)
+            goto out;
+    }
     size_t len = raw_len - NONCE_BYTES - TAG_BYTES;
     size_t old = out->len;
     if ((rc = rtlog_buf_reserve(out, len + 1)) != RTLOG_OK)

@@ -35,7 +35,8 @@ static void token_usage(FILE *f)
         "and a newline, nothing else).\n"
         "\n"
         "  --data DIR           data directory whose HS256 secret signs the token\n"
-        "                       (default " DEFAULT_DATA_DIR "). DIR/jwt-secret is created\n"
+        "                       (default " DEFAULT_DATA_DIR "; environment RTLOG_DATA; the flag\n"
+        "                       wins). DIR/jwt-secret is created\n"
         "                       (mode 0600) if missing: the same file `rtlog serve` uses.\n"
         "  --sub NAME           subject (default rtlog-cli); the server logs it and\n"
         "                       counts connections per subject\n"
@@ -98,7 +99,7 @@ int rtlog_cmd_token(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *data = DEFAULT_DATA_DIR, *sub = NULL, *iss = NULL, *aud = NULL;
+    const char *data = NULL, *sub = NULL, *iss = NULL, *aud = NULL;
     const char *alg_name = NULL, *key_file = NULL;
     int64_t ttl = DEFAULT_TTL;
     /* Every pattern is one argument, so argc bounds how many there can be. */
@@ -213,6 +214,12 @@ int rtlog_cmd_token(int argc, char **argv)
     uint8_t *key = NULL;
     size_t key_len = 0;
     int created = 0;
+    if (!key_file && !data) {
+        /* the rule of every subcommand (cli_util.h): --data, else $RTLOG_DATA, else the
+         * default; not linked from cli_util.c so `token` needs no store library */
+        const char *env = getenv("RTLOG_DATA");
+        data = env && *env ? env : DEFAULT_DATA_DIR;
+    }
     err = key_file ? rtlog_auth_key_load(key_file, alg, &key, &key_len, &ei)
                    : rtlog_auth_secret_load_or_create(data, &key, &key_len, &created, &ei);
     if (err != RTLOG_OK) {

@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { start, mint, wsOpen, sseOpen, post201, storedEvents, waitUntil, within, sleep,
-    assertWsRefused } from './lib/itest.mjs';
+    assertWsRefused, rawHttp } from './lib/itest.mjs';
 import { rtlogBin } from './lib/harness.mjs';
 
 const SECRET = 'pa55-Zq9-secret-' + process.pid + '-' + Date.now();
@@ -151,6 +151,7 @@ test('agent takes a task, reports, drops, resumes with its cursor; the job sees 
     assert.equal(typeof done.duration, 'number');
     assert.ok(done.duration >= 0.1 && done.duration < 120, `duration ${done.duration}`);
     assert.equal(ofTask(evs, 't2', 'task_completed')[0].status, 'cancelled');
+    assert.equal(ofTask(evs, 't2', 'task_completed')[0].reason, 'Deployment cancelled by user');
     assert.equal(ofTask(evs, 't3', 'task_completed')[0].status, 'failed');
     assert.equal(ofTask(evs, 't4', 'task_completed')[0].status, 'succeeded');
     for (const id of ['t1', 't2', 't3', 't4'])
@@ -218,13 +219,20 @@ test('identity comes from the token (handed.md C16 c-g)', async () => {
     assert.equal(r400b.status, 400);
     assert.match(r400b.json.message, /jobId/);
     assert.equal((await api('POST', 'agents/a1/tasks/never/cancel', {}, admin)).status, 404);
+    // a cancel without any body (no Content-Length: an empty body, RFC 9112), reason and all
+    await assign('a1', task('nobody', 'j2'));
+    const raw = await rawHttp(srv, `POST /api/v1/agents/a1/tasks/nobody/cancel HTTP/1.1\r\nHost: x\r\n` +
+        `Authorization: Bearer ${admin}\r\nConnection: close\r\n\r\n`);
+    assert.equal(raw.status, 201, raw.raw.toString());
     assert.equal((await api('POST', 'agents/a1/events', [], admin)).status, 404, 'agent streams are not ingest streams');
 });
 
 test('a task with no report within its timeout fails; reports renew the lease', async () => {
-    await post201(srv, 'deployment-jobs/j3', [], { token: admin });
-    const job = follow('j3');
+    // no job stream made beforehand: the assignment makes it, so it can be followed at once
     await assign('a3', task('slow', 'j3', { timeout: 1 }));
+    const job = follow('j3');
+    await within(job.opened, 10000, 'job stream made by the assignment');
+    assert.equal(job.status, 200);
     await assign('a3', task('busy', 'j3', { timeout: 2 }));
     const a3 = await mint(srv.key, { sub: 'agent-a3', subscribe: ['agents/a3'], publish: [] });
     const ag = wsOpen(srv, 'agents/a3/task-stream', { token: a3 });
