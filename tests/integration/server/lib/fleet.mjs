@@ -11,10 +11,11 @@
 // (its socket is paused and read in 100 ms steps, so the kernel buffers fill and the server
 // sees a slow reader); 'stalled' reads the response head and its first event, then nothing.
 //
-// Fleet (main thread) API: new Fleet({port, path, token(s), specs, workers}) where specs is
-// one {mode, rate} per subscriber; await connect(); await stats(); await drop() (every socket
+// Fleet (main thread) API: new Fleet({port, path, tokens, specs, workers, lastEventId}) where
+// specs is one {mode, rate, last} per subscriber (last: its first Last-Event-ID); await connect(); await stats(); await drop() (every socket
 // reset at once, client side); await reconnect() (each with its own last id as
-// Last-Event-ID); await resumeAll() (slow/stalled become fast readers); await close().
+// Last-Event-ID); await resumeAll() (slow/stalled become fast readers that reconnect with their last id
+// whenever the server closes them); await close().
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -64,7 +65,7 @@ export class Fleet {
 }
 
 function runWorker({ port, path, subs: specs, lastEventId }) {
-    const subs = specs.map((s) => ({ ...s, last: lastEventId, connects: 0, open: false, sock: null, tail: '',
+    const subs = specs.map((s) => ({ ...s, last: s.last ?? lastEventId, connects: 0, open: false, sock: null, tail: '',
         head: true, closedByServer: 0, violations: [], lat: [], timer: null, gotFirst: false, failures: 0 }));
     let queue = [];
     let inflight = 0;
@@ -133,7 +134,9 @@ function runWorker({ port, path, subs: specs, lastEventId }) {
             if (s.sock !== sock) return;
             s.open = false;
             if (!s.dropping) s.closedByServer++;
-            if (s.status === 429 || s.status === 503) {
+            // refused while old sockets are reaped or the server drains; or, once resumed, any
+            // close (e.g. the stall timeout's): a real client reconnects with its last id
+            if (s.status === 429 || s.status === 503 || (s.resumed && !s.dropping)) {
                 s.failures++;
                 setTimeout(() => enqueue([s]), 50);
             }
@@ -186,11 +189,12 @@ function runWorker({ port, path, subs: specs, lastEventId }) {
                 clearInterval(s.timer);
                 if (s.sock && !s.sock.destroyed) {
                     s.sock.removeAllListeners('data');
+                    // flowing again: what node buffered while paused comes first, in order
+                    // (read() would also emit 'data': never both)
                     s.sock.on('data', (d) => feed(s, d));
-                    // what node buffered while paused, then the socket flows again
-                    let d;
-                    while ((d = s.sock.read()) !== null) feed(s, d);
                     s.sock.resume();
+                } else if (!s.open) {
+                    enqueue([s]);
                 }
             }
             reply(true);
