@@ -78,6 +78,8 @@ test(`${N} subscribers (${SLOW} at 1 KB/s, ${STALLED} stalled) at ${RATE} events
         let k = 0;
         let producing = true;
         const per = Math.max(1, Math.round(RATE / 20));
+        // paced by the clock, up to 4 POSTs in flight (an ack waits for its fsync)
+        const inflight = new Set();
         const producer = (async () => {
             const t0 = Date.now();
             let sent = 0;
@@ -88,11 +90,15 @@ test(`${N} subscribers (${SLOW} at 1 KB/s, ${STALLED} stalled) at ${RATE} events
                     evs.push({ type: 'step_log', nodeId: 'live', line, level: 'info' });
                     appended += line.length + 60;
                 }
-                head = (await post201(srv, STREAM, evs, { token: tok })).lastSeq;
+                const p = post201(srv, STREAM, evs, { token: tok }).then((r) => { head = Math.max(head, r.lastSeq); });
+                inflight.add(p);
+                p.finally(() => inflight.delete(p));
+                if (inflight.size >= 4) await Promise.race(inflight);
                 sent += per;
                 const ahead = sent / RATE * 1000 - (Date.now() - t0);
                 if (ahead > 0) await sleep(ahead);
             }
+            await Promise.all(inflight);
         })();
         const held = new Map(); // reader row -> consecutive samples seen
         let pinned = [];
@@ -134,7 +140,7 @@ test(`${N} subscribers (${SLOW} at 1 KB/s, ${STALLED} stalled) at ${RATE} events
         for (const s of st.subs) assert.equal(s.last, final, `subscriber ${s.idx} (${s.mode})`);
         const byMode = (m) => st.subs.filter((s) => s.mode === m);
         const info = `${N} subscribers (${byMode('fast').length} fast, ${byMode('slow').length} at 1 KB/s, ${nStalled} stalled), ` +
-            `${RATE} events/s for ${SECS} s, head ${final}; RSS ${(base.vm / MiB).toFixed(1)} -> peak ${peak} MiB; ` +
+            `${RATE} events/s asked for ${SECS} s (${Math.round((final - backlog) / SECS)}/s appended), head ${final}; RSS ${(base.vm / MiB).toFixed(1)} -> peak ${peak} MiB; ` +
             `data.mdb +${(mdbGrowth / MiB).toFixed(1)} MiB for ${(appended / MiB).toFixed(1)} MiB of events; ` +
             `reconnects after stall/slow closes: ${st.subs.reduce((a, s) => a + s.connects - 1, 0)}; every seq exactly once`;
         t.diagnostic(info);
