@@ -1,5 +1,5 @@
 // fleet.mjs - many raw SSE subscribers of one stream, spread over worker threads, for the
-// load tests (storm.test.mjs: reconnect storm; fleet_slow.test.mjs: slow and stalled
+// load tests (storm.test.mjs: reconnect storm; c08_slow_consumers.test.mjs: slow and stalled
 // consumers). A browser-like client costs too much per frame for 10,000 subscribers, so each
 // subscriber is a bare TCP socket: one GET with Last-Event-ID, then SSE frames split on the
 // blank line; only the `id:` line is parsed (and, for latency, the `t=<ms>` the producer puts

@@ -1,4 +1,4 @@
-// fleet_slow.test.mjs - slow and stalled consumers at scale (issue 6; handed.md C08; CONTRACT
+// c08_slow_consumers.test.mjs - slow and stalled consumers at scale (issue 6; handed.md C08; CONTRACT
 // "Errors and limits": slow consumers lose nothing, bounded memory, no pinned snapshot).
 // N SSE subscribers of one run (RTLOG_SLOW_N, 200 in CI; the 1,000 run is in
 // tools/bench/RESULTS.md): a tenth read at 1 KB/s, a hundredth (at least 2) stop reading
