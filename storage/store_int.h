@@ -48,6 +48,7 @@
 #define TXN_VALUE_BYTES  (64u * 1024u * 1024u)  /* writer: value bytes per write txn */
 #define KEY_SIZE         16u
 #define META_SIZE        160u
+#define READER_SWEEP_MS  1000u /* writer: clear crashed readers' slots at most this often */
 
 /* Stream metadata as stored in `streams` (decoded). */
 typedef struct st_meta {
@@ -156,6 +157,8 @@ struct rtlog_store {
     pthread_cond_t qcv;
     st_req *qhead, **qtail;
     int stopping, writer_waiting, writer_started;
+    /* writer thread only: CLOCK_MONOTONIC ms of the last stale-reader sweep (writer.c) */
+    uint64_t reader_sweep_ms;
     pthread_t writer;
     rtlog_commit_cb on_commit;
     void *on_commit_ctx;
