@@ -48,6 +48,7 @@
 #define TXN_VALUE_BYTES  (64u * 1024u * 1024u)  /* writer: value bytes per write txn */
 #define KEY_SIZE         16u
 #define META_SIZE        160u
+#define ST_MAX_READERS   256u  /* LMDB reader slots (store.c explains the number) */
 #define READER_SWEEP_MS  1000u /* writer: clear crashed readers' slots at most this often */
 
 /* Stream metadata as stored in `streams` (decoded). */
