@@ -43,6 +43,13 @@ function readers(dir) {
     return out.split('\n').filter((l) => /^\s*\d+\s+[0-9a-f]+\s+\d+\s*$/.test(l)).map((l) => l.trim().replace(/\s+/g, ' '));
 }
 
+/** utime + stime of @pid in clock ticks (1/100 s). */
+function cpuTicks(pid) {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const p = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(p[11]) + Number(p[12]);
+}
+
 const q = (v, p) => (v.length ? v[Math.min(v.length - 1, Math.floor(v.length * p))] : 0);
 
 test(`${N} subscribers (${SLOW} at 1 KB/s, ${STALLED} stalled) at ${RATE} events/s: bounded memory, no pinned snapshot, nothing lost`, { timeout: 900000 }, async (t) => {
@@ -73,6 +80,7 @@ test(`${N} subscribers (${SLOW} at 1 KB/s, ${STALLED} stalled) at ${RATE} events
         await waitUntil(async () => (await streamConnections()) === N, 60000, `${N} stream connections`, 100);
         await sleep(1000);
         const base = rss(srv.pid);
+        const cpu0 = { srv: cpuTicks(srv.pid), me: process.cpuUsage(), t: Date.now() };
         const mdbBase = fs.statSync(`${srv.dataDir}/data.mdb`).size;
         let appended = 0;
         let k = 0;
@@ -113,6 +121,9 @@ test(`${N} subscribers (${SLOW} at 1 KB/s, ${STALLED} stalled) at ${RATE} events
             samples.push({ t: s + 1, rssMiB: +(r.vm / MiB).toFixed(1), mdbMiB: +(fs.statSync(`${srv.dataDir}/data.mdb`).size / MiB).toFixed(2),
                 readers: rows.length, conns: await streamConnections(), head, p50: q(lat, 0.5), p99: q(lat, 0.99), max: lat.at(-1) ?? 0 });
         }
+        const wall = (Date.now() - cpu0.t) / 1000;
+        const me = process.cpuUsage(cpu0.me);
+        const cpu = { srv: Math.round((cpuTicks(srv.pid) - cpu0.srv) / wall), me: Math.round((me.user + me.system) / 1e4 / wall) };
         producing = false;
         await producer;
         const final = head;
@@ -142,9 +153,9 @@ test(`${N} subscribers (${SLOW} at 1 KB/s, ${STALLED} stalled) at ${RATE} events
         const info = `${N} subscribers (${byMode('fast').length} fast, ${byMode('slow').length} at 1 KB/s, ${nStalled} stalled), ` +
             `${RATE} events/s asked for ${SECS} s (${Math.round((final - backlog) / SECS)}/s appended), head ${final}; RSS ${(base.vm / MiB).toFixed(1)} -> peak ${peak} MiB; ` +
             `data.mdb +${(mdbGrowth / MiB).toFixed(1)} MiB for ${(appended / MiB).toFixed(1)} MiB of events; ` +
-            `reconnects after stall/slow closes: ${st.subs.reduce((a, s) => a + s.connects - 1, 0)}; every seq exactly once`;
+            `CPU (% of one core) server ${cpu.srv}, this client ${cpu.me}; reconnects after stall/slow closes: ${st.subs.reduce((a, s) => a + s.connects - 1, 0)}; every seq exactly once`;
         t.diagnostic(info);
-        console.log(`# fleet_slow: ${info}`);
+        console.log(`# c08_slow_consumers: ${info}`);
     } finally {
         await fleet.close();
     }
