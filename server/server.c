@@ -797,6 +797,30 @@ static int refuse_h2c(struct lws *wsi)
 
 /* ---- the lws callback ---------------------------------------------------------------- */
 
+/* A peer's close frame (RFC 6455 5.5.1, 7.4): lws 4.1.6 echoes its payload as our close
+ * answer and refuses only some invalid codes itself (it echoed 5000 and a 1-byte payload).
+ * Returns 0 when the payload may be echoed as it is; otherwise rewrites it in place (the
+ * buffer is lws' receive buffer, the one it echoes) to 1002 protocol error with the reason
+ * blanked, or returns -1 when no valid close can be made of it (1 byte): the connection is
+ * then failed without a close frame (handed.md C17 g). */
+static int peer_close_check(uint8_t *p, size_t len)
+{
+    if (len == 0)
+        return 0; /* no status code: allowed */
+    if (len == 1)
+        return -1;
+    unsigned code = (unsigned)p[0] << 8 | p[1];
+    /* sendable codes: 1000-1003, 1007-1014 (IANA registry), 3000-4999 */
+    int ok = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+             (code >= 3000 && code <= 4999);
+    if (ok)
+        return 0;
+    p[0] = 1002 >> 8;
+    p[1] = 1002 & 0xff;
+    memset(p + 2, ' ', len - 2);
+    return 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -905,7 +929,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (c && c->initialised)
             c->peer_closed = 1;
-        return 0;
+        return in ? peer_close_check(in, len) : 0;
 
     case LWS_CALLBACK_RECEIVE_PONG:
         if (c && c->initialised)

@@ -69,6 +69,12 @@ rtlog_err st_lmdb_err(rtlog_store *st, int rc, const char *what, rtlog_errinfo *
     case EDQUOT:
         return rtlog_errinfo_set(ei, RTLOG_E_FULL, -1, NULL,
                                  "storage full: no space left on device (%s)", what);
+    case MDB_READERS_FULL:
+        return rtlog_errinfo_set(ei, RTLOG_E_IO, -1, NULL,
+                                 "%s: all %u LMDB reader slots are in use (one per process that "
+                                 "is reading at this moment: rtlog serve and each rtlog export, "
+                                 "ls, stat or verify beside it)",
+                                 what, (unsigned)ST_MAX_READERS);
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
     case MDB_INVALID:
@@ -322,7 +328,12 @@ rtlog_err rtlog_store_open(const rtlog_store_opts *o, rtlog_store **out, rtlog_e
         err = st_lmdb_err(st, rc, "mdb_env_create", ei);
         goto fail;
     }
-    mdb_env_set_maxreaders(st->env, 256);
+    /* Reader slots: with MDB_NOTLS a slot belongs to a pooled read txn, not to a thread or a
+     * connection. rtlog serve reads only on its lws thread, one short txn at a time (DESIGN
+     * invariant 3), so it holds a slot or two whatever its connection count; the rest are for
+     * the CLI readers beside it. Slots of crashed readers are cleared at open and by the
+     * writer (writer.c reader_sweep). */
+    mdb_env_set_maxreaders(st->env, ST_MAX_READERS);
     mdb_env_set_maxdbs(st->env, 8);
     unsigned flags = MDB_NOTLS;
     if (st->readonly)

@@ -50,6 +50,8 @@
 #define KEY_SIZE         16u
 #define META_SIZE        160u /* metadata version 1 */
 #define META_MAX         192u /* metadata version 2: + base hash (codec.c) */
+#define ST_MAX_READERS   256u  /* LMDB reader slots (store.c explains the number) */
+#define READER_SWEEP_MS  1000u /* writer: clear crashed readers' slots at most this often */
 
 /* Stream metadata as stored in `streams` (decoded). */
 typedef struct st_meta {
@@ -162,6 +164,8 @@ struct rtlog_store {
     pthread_cond_t qcv;
     st_req *qhead, **qtail;
     int stopping, writer_waiting, writer_started;
+    /* writer thread only: CLOCK_MONOTONIC ms of the last stale-reader sweep (writer.c) */
+    uint64_t reader_sweep_ms;
     pthread_t writer;
     rtlog_commit_cb on_commit;
     void *on_commit_ctx;

@@ -666,6 +666,25 @@ static void process(rtlog_store *st, st_req **r, size_t n)
     }
 }
 
+/* A reader process that dies inside a read txn (a SIGKILLed `rtlog export`, or a server
+ * killed mid-read while an export ran beside it) leaves its slot in the lock file, and LMDB
+ * keeps every page that snapshot could see: data.mdb then grows with every commit until
+ * someone runs mdb_reader_check. Opening the store clears such slots once; the writer does
+ * it again before a write txn, at most every READER_SWEEP_MS (the check is one pass over the
+ * reader table and a kill(pid, 0) per reader process), so a crash beside a running server
+ * pins nothing for longer than that (handed.md C08, C12 family). */
+static void reader_sweep(rtlog_store *st)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    if (st->reader_sweep_ms && now - st->reader_sweep_ms < READER_SWEEP_MS)
+        return;
+    st->reader_sweep_ms = now;
+    int dead = 0;
+    mdb_reader_check(st->env, &dead);
+}
+
 static void *writer_main(void *arg)
 {
     rtlog_store *st = arg;
@@ -709,6 +728,7 @@ static void *writer_main(void *arg)
         if (!st->qhead)
             st->qtail = &st->qhead;
         pthread_mutex_unlock(&st->qmu);
+        reader_sweep(st);
         if (n)
             process(st, st->group, n);
         else

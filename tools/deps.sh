@@ -1,7 +1,9 @@
 #!/bin/sh
 # Install every Debian 12 package rtlog needs to build, test and benchmark.
 # Run as root (or through sudo). Safe to run again. chromium (+ a font) runs the browser
-# tests of the UI headless (tests/integration/browser, npm playwright-core drives it).
+# tests of the UI headless (tests/integration/browser, npm playwright-core drives it);
+# clang + libclang-rt-14-dev build the libFuzzer targets (tests/fuzz/, tools/fuzz.sh); the
+# rest of the build uses gcc.
 #   tools/deps.sh          install them
 #   tools/deps.sh --list   print the package names (one line), install nothing
 set -eu
@@ -9,7 +11,8 @@ PACKAGES="build-essential cmake pkg-config ca-certificates \
 libwebsockets-dev liblmdb-dev lmdb-utils libmsgpack-dev libjansson-dev \
 libjwt-dev libzstd-dev zstd libssl-dev libcmocka-dev \
 curl python3 procps util-linux \
-chromium fonts-dejavu-core"
+chromium fonts-dejavu-core \
+clang libclang-rt-14-dev"
 if [ "${1:-}" = "--list" ]; then
     echo $PACKAGES
     exit 0

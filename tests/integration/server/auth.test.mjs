@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { start, sleep, waitUntil, within, nowS, b64u, mint, rawJwt, hs256Raw, post, post201,
     assertErrorShape, sseOpen, wsOpen, assertWsRefused, wsFrame, wsRaw, makeEvents, metricUpdate,
-    alive, SignJWT } from './lib/itest.mjs';
+    alive, SignJWT, sans, present, HOWS, assertUnauthorized, checkNoTokenInOutput } from './lib/itest.mjs';
 
 const RUN = 'workflow-runs';
 const ISS = 'rtlog-it-issuer';
@@ -24,58 +24,10 @@ const LEEWAY = 5;
 const used = new Set(); // every token handed to a server: none may appear in its output
 const remember = (t) => { used.add(t); return t; };
 
-/** Strip the timestamp so two answers can be compared for "identical". */
-const sans = (j) => { const { timestamp, ...rest } = j ?? {}; return rest; };
-
-/**
- * Present @token on @stream through one of the four entrances; returns a comparable answer:
- * {how, status|close, body} and asserts no event was delivered.
- */
-async function present(srv, how, stream, token) {
-    if (how === 'sse-bearer' || how === 'sse-query') {
-        const c = sseOpen(srv, `${stream}/stream`, { token, query: how === 'sse-bearer' ? 'header' : 'query' });
-        await within(c.ended, 10000, `${how} answer`);
-        if (c.status === 200) c.close();
-        return { how, status: c.status, body: c.json, events: c.p.events.length };
-    }
-    const c = how === 'ws-query' ? wsOpen(srv, `${stream}/stream`, { token }) : wsOpen(srv, `${stream}/stream`);
-    if (how === 'ws-message') {
-        await within(c.opened, 5000, 'ws open');
-        if (c.isOpen) c.send({ type: 'auth', token });
-    }
-    const cl = await within(c.closed, 10000, `${how} answer`);
-    if (cl.http) return { how, status: cl.http.status, body: cl.http.json, events: 0 };
-    const errs = c.msgs.filter((m) => m.type === 'error');
-    return { how, close: cl.code, body: errs[0], nerr: errs.length, events: c.events().length };
-}
-const HOWS = ['sse-bearer', 'sse-query', 'ws-query', 'ws-message'];
-
-/** Assert @a is the unauthorized refusal for its entrance. */
-function assertUnauthorized(a, what) {
-    assert.equal(a.events, 0, `${what} ${a.how}: events delivered`);
-    if (a.how.startsWith('sse') || a.status) {
-        assert.equal(a.status, 401, `${what} ${a.how}: status ${a.status} ${JSON.stringify(a.body)}`);
-    } else {
-        assert.equal(a.nerr, 1, `${what} ${a.how}: one error message`);
-        assert.equal(a.close, 4401, `${what} ${a.how}: close ${a.close}`);
-    }
-    assertErrorShape(a.body, 'unauthorized', `${what} ${a.how}`);
-}
-
 function keyPair(type, opts) {
     const { publicKey, privateKey } = crypto.generateKeyPairSync(type, opts);
     return { publicKey, privateKey, pubPem: publicKey.export({ type: 'spki', format: 'pem' }),
         pubDer: publicKey.export({ type: 'spki', format: 'der' }) };
-}
-
-function checkNoTokenInOutput(srv, what) {
-    const out = srv.output();
-    for (const t of used) {
-        if (t.length >= 16) assert.ok(!out.includes(t), `${what}: a whole token appears in the server output`);
-        const [, payload, sig] = t.split('.');
-        if (payload && payload.length >= 16) assert.ok(!out.includes(payload), `${what}: a token payload appears in the output`);
-        if (sig && sig.length >= 16) assert.ok(!out.includes(sig), `${what}: a token signature appears in the output`);
-    }
 }
 
 describe('HS256 server with iss, aud and a 5 s leeway', () => {
@@ -93,7 +45,7 @@ describe('HS256 server with iss, aud and a 5 s leeway', () => {
     after(async () => {
         const r = await srv.stop();
         assert.equal(r.code, 0, JSON.stringify(r));
-        checkNoTokenInOutput(srv, 'HS256 server');
+        checkNoTokenInOutput(srv, 'HS256 server', used);
     });
 
     test('control: a good token opens the stream through all four entrances', async () => {
@@ -356,7 +308,7 @@ describe('HS256 server with iss, aud and a 5 s leeway', () => {
         assert.ok(f2.status >= 400 && f2.status < 500);
         await sleep(200);
         assert.ok(!/^FAKE-LOG-LINE/m.test(srv.output()), 'a forged log line made it into the output');
-        checkNoTokenInOutput(srv, 'after C15 inputs');
+        checkNoTokenInOutput(srv, 'after C15 inputs', used);
     });
 });
 
@@ -373,7 +325,7 @@ describe('RS256 server: key confusion (C13)', () => {
     after(async () => {
         const r = await srv.stop();
         assert.equal(r.code, 0, JSON.stringify(r));
-        checkNoTokenInOutput(srv, 'RS256 server');
+        checkNoTokenInOutput(srv, 'RS256 server', used);
         fs.rmSync(dir, { recursive: true, force: true });
     });
 
@@ -430,7 +382,7 @@ describe('token expiry while streaming (leeway 0) and WS re-auth', () => {
     after(async () => {
         const r = await srv.stop();
         assert.equal(r.code, 0, JSON.stringify(r));
-        checkNoTokenInOutput(srv, 'expiry server');
+        checkNoTokenInOutput(srv, 'expiry server', used);
     });
 
     /** Post one event every 200 ms until stop(); returns the send time of every seq. */

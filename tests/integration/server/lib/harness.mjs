@@ -149,6 +149,13 @@ export class Server {
       this.proc.kill('SIGKILL');
       throw new Error('rtlog serve did not exit after SIGTERM:\n' + this.err);
     }
+    // The leak check of the whole integration suite: a sanitizer build reports leaks
+    // (LeakSanitizer runs at exit), memory errors and UB on stderr; any of them fails the
+    // test that stopped the server, whatever exit code it asserts.
+    const san = /^(==\d+==ERROR: (LeakSanitizer|AddressSanitizer)|.*runtime error: )/m.exec(this.err);
+    if (san)
+      throw new Error(`rtlog serve (pid ${this.pid}) reported a sanitizer error:\n` +
+                      this.err.slice(Math.max(0, san.index - 200), san.index + 4000));
     return r;
   }
 

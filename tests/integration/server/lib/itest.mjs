@@ -561,3 +561,53 @@ export function rss(pid) {
 export function alive(pid) {
     try { process.kill(pid, 0); return true; } catch { return false; }
 }
+
+// ---- the four token entrances (auth.test.mjs, c13-c16) --------------------------------------
+/** Strip the timestamp so two answers can be compared for "identical". */
+export const sans = (j) => { const { timestamp, ...rest } = j ?? {}; return rest; };
+
+/**
+ * Present @token on @stream through one of the four entrances; returns a comparable answer:
+ * {how, status|close, body} and asserts no event was delivered.
+ */
+export async function present(srv, how, stream, token) {
+    if (how === 'sse-bearer' || how === 'sse-query') {
+        const c = sseOpen(srv, `${stream}/stream`, { token, query: how === 'sse-bearer' ? 'header' : 'query' });
+        await within(c.ended, 10000, `${how} answer`);
+        if (c.status === 200) c.close();
+        return { how, status: c.status, body: c.json, events: c.p.events.length };
+    }
+    const c = how === 'ws-query' ? wsOpen(srv, `${stream}/stream`, { token }) : wsOpen(srv, `${stream}/stream`);
+    if (how === 'ws-message') {
+        await within(c.opened, 5000, 'ws open');
+        if (c.isOpen) c.send({ type: 'auth', token });
+    }
+    const cl = await within(c.closed, 10000, `${how} answer`);
+    if (cl.http) return { how, status: cl.http.status, body: cl.http.json, events: 0 };
+    const errs = c.msgs.filter((m) => m.type === 'error');
+    return { how, close: cl.code, body: errs[0], nerr: errs.length, events: c.events().length };
+}
+export const HOWS = ['sse-bearer', 'sse-query', 'ws-query', 'ws-message'];
+
+/** Assert @a is the unauthorized refusal for its entrance. */
+export function assertUnauthorized(a, what) {
+    assert.equal(a.events, 0, `${what} ${a.how}: events delivered`);
+    if (a.how.startsWith('sse') || a.status) {
+        assert.equal(a.status, 401, `${what} ${a.how}: status ${a.status} ${JSON.stringify(a.body)}`);
+    } else {
+        assert.equal(a.nerr, 1, `${what} ${a.how}: one error message`);
+        assert.equal(a.close, 4401, `${what} ${a.how}: close ${a.close}`);
+    }
+    assertErrorShape(a.body, 'unauthorized', `${what} ${a.how}`);
+}
+
+/** Assert no token of @used (a Set), nor its payload or signature segment, is in the server's output. */
+export function checkNoTokenInOutput(srv, what, used) {
+    const out = srv.output();
+    for (const t of used) {
+        if (t.length >= 16) assert.ok(!out.includes(t), `${what}: a whole token appears in the server output`);
+        const [, payload, sig] = t.split('.');
+        if (payload && payload.length >= 16) assert.ok(!out.includes(payload), `${what}: a token payload appears in the output`);
+        if (sig && sig.length >= 16) assert.ok(!out.includes(sig), `${what}: a token signature appears in the output`);
+    }
+}
