@@ -171,11 +171,22 @@ static void free_evs(json_t **evs, size_t n)
         json_decref(evs[i]);
 }
 
+/* Fault injection for the crash-repair test only: RTLOG_FAULT_SKIP_JOB_CLOSE=1 in the
+ * environment makes the server behave as if it crashed between a cancellation (stored) and
+ * its job-stream half (never queued), so the next start's repair can be tested without
+ * racing a SIGKILL against a 1 ms window. Read once; logged loudly when set. */
+static int fault_skip_close = -1;
+
 /* Close @t in its job stream after a cancellation or timeout (JOB_CLOSE). */
 static void queue_close(struct srv *s, rtlog_task *t, const char *reason)
 {
     char why[256];
     struct job *j;
+    if (fault_skip_close) {
+        LOG_WARN("RTLOG_FAULT_SKIP_JOB_CLOSE: task %s not closed in %s (fault injection)",
+                 t->task_id, t->job);
+        return;
+    }
     json_t *e = ev_closed(t, t->timed_out ? "failed" : "cancelled", reason);
     if (!e || queue_events(s, JOB_CLOSE, t->job, t, &e, 1, &j, why, sizeof why) != RTLOG_OK)
         LOG_ERR("task %s: cannot close it in %s: %s", t->task_id, t->job, e ? why : "no memory");
@@ -766,6 +777,35 @@ void agents_job_done(struct srv *s, struct job *j)
     free(j);
 }
 
+/* ---- start-up repair (see agents_init) ------------------------------------------ */
+
+struct repair_ctx {
+    struct srv *s;
+    uint64_t now;
+    unsigned repaired, open;
+    int queue; /* 0: count only (at init), 1: queue the closes (first tick) */
+};
+
+static void repair_one(void *ctx, rtlog_task *t)
+{
+    struct repair_ctx *rc = ctx;
+    if (t->state == RTLOG_TASK_CANCELLED && !t->job_closed) {
+        /* the cancellation is stored, its job-stream half was lost in a crash */
+        if (rc->queue)
+            queue_close(rc->s, t, t->timed_out ? "timed out (closed after a restart)"
+                                               : "cancelled by the orchestrator");
+        rc->repaired++;
+        return;
+    }
+    if (rc->queue)
+        return;
+    if (t->state == RTLOG_TASK_ASSIGNED || t->state == RTLOG_TASK_STARTED) {
+        /* agents could not report while the server was down: a full lease from now */
+        t->deadline_ms = rc->now + t->timeout_ms;
+        rc->open++;
+    }
+}
+
 /* ---- leases ------------------------------------------------------------------------------ */
 
 struct tick_ctx {
@@ -802,6 +842,13 @@ void agents_tick(struct srv *s)
 {
     if (!s->tasks || s->draining)
         return;
+    if (s->agents_repair) {
+        /* Queued from the first tick, not from agents_init(): a completion wakes the lws
+         * service, which does not exist yet while the server is starting. */
+        s->agents_repair = 0;
+        struct repair_ctx rp = {s, srv_now_ms(), 0, 0, 1};
+        rtlog_tasks_each(s->tasks, repair_one, &rp);
+    }
     struct tick_ctx tc = {s, srv_now_ms()};
     rtlog_tasks_each(s->tasks, tick_one, &tc);
 }
@@ -1104,30 +1151,12 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-struct repair_ctx {
-    struct srv *s;
-    uint64_t now;
-    unsigned repaired, open;
-};
-
-static void repair_one(void *ctx, rtlog_task *t)
-{
-    struct repair_ctx *rc = ctx;
-    if (t->state == RTLOG_TASK_CANCELLED && !t->job_closed) {
-        /* the cancellation is stored, its job-stream half was lost in a crash */
-        queue_close(rc->s, t, t->timed_out ? "timed out (closed after a restart)"
-                                           : "cancelled by the orchestrator");
-        rc->repaired++;
-    }
-    if (t->state == RTLOG_TASK_ASSIGNED || t->state == RTLOG_TASK_STARTED) {
-        /* agents could not report while the server was down: a full lease from now */
-        t->deadline_ms = rc->now + t->timeout_ms;
-        rc->open++;
-    }
-}
-
 int agents_init(struct srv *s)
 {
+    const char *f = getenv("RTLOG_FAULT_SKIP_JOB_CLOSE");
+    fault_skip_close = f && !strcmp(f, "1");
+    if (fault_skip_close)
+        LOG_WARN("RTLOG_FAULT_SKIP_JOB_CLOSE=1: fault injection for tests, never in production");
     if (load_key(s) != RTLOG_OK)
         return -1;
     s->tasks = rtlog_tasks_new();
@@ -1156,10 +1185,11 @@ int agents_init(struct srv *s)
         LOG_ERR("cannot load agent tasks from the store: %s (%s)", rtlog_strerror(rc), ei.text);
         return -1;
     }
-    struct repair_ctx rp = {s, srv_now_ms(), 0, 0};
+    struct repair_ctx rp = {s, srv_now_ms(), 0, 0, 0};
     rtlog_tasks_each(s->tasks, repair_one, &rp);
+    s->agents_repair = rp.repaired > 0;
     if (rtlog_tasks_count(s->tasks))
-        LOG_INFO("agent tasks: %zu known, %u open, %u closed in their job after a restart",
+        LOG_INFO("agent tasks: %zu known, %u open, %u to close in their job after a restart",
                  rtlog_tasks_count(s->tasks), rp.open, rp.repaired);
     return 0;
 }

@@ -192,6 +192,7 @@ struct srv {
     uint64_t m_rate_limited, m_ws_messages_in;
 
     rtlog_tasks *tasks;                    /* owned; agents.c */
+    int agents_repair;                     /* closes to queue at the first tick (agents.c) */
     uint8_t seal_key[RTLOG_SECRET_KEY_BYTES]; /* seals credentials (secret.h) */
     uint64_t m_reports, m_reports_refused, m_task_timeouts;
 

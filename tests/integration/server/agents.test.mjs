@@ -324,3 +324,34 @@ test('credentials: never on disk, in exports or in anyone else\'s replay; surviv
     assert.equal(e.code, 'conflict', 'completed before the restart');
     ag1.close();
 });
+
+test('a cancellation whose job-stream half was lost in a crash is completed at the next start', async () => {
+    // RTLOG_FAULT_SKIP_JOB_CLOSE=1 makes the server stop exactly between the two appends of a
+    // cancellation (the agent stream has task_cancelled, the job stream never gets its
+    // task_completed), as a crash there would; the next start must repair it, once.
+    const dataDir = srv.dataDir;
+    await srv.stop();
+    const old = srv;
+    srv = await start({ dataDir, args: ['--heartbeat', '1'], env: { RTLOG_FAULT_SKIP_JOB_CLOSE: '1' } });
+    old.cleanup = () => {};
+    await assign('a5', task('lost-close', 'j5'));
+    const c = await api('POST', 'agents/a5/tasks/lost-close/cancel', { reason: 'rollback' }, admin);
+    assert.equal(c.status, 201, c.text);
+    let evs = await storedEvents(srv, admin, 'deployment-jobs/j5');
+    assert.equal(ofTask(evs, 'lost-close', 'task_completed').length, 0, 'the fault left the job open');
+    assert.match(srv.output(), /fault injection/);
+    await srv.stop();
+    srv = await start({ dataDir, args: ['--heartbeat', '1'] });
+    evs = await waitUntil(async () => {
+        const x = await storedEvents(srv, admin, 'deployment-jobs/j5');
+        return ofTask(x, 'lost-close', 'task_completed').length ? x : null;
+    }, 10000, 'the repair at start');
+    const done = ofTask(evs, 'lost-close', 'task_completed');
+    assert.equal(done.length, 1);
+    assert.equal(done[0].status, 'cancelled');
+    // a second start finds nothing to repair
+    await srv.stop();
+    srv = await start({ dataDir, args: ['--heartbeat', '1'] });
+    evs = await storedEvents(srv, admin, 'deployment-jobs/j5');
+    assert.equal(ofTask(evs, 'lost-close', 'task_completed').length, 1);
+});
