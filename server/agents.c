@@ -524,13 +524,17 @@ void agents_ingest_done(struct srv *s, struct job *j, int queued)
         return;
     t->state = RTLOG_TASK_CANCELLED;
     LOG_INFO("task %s of %s cancelled", t->task_id, t->agent);
-    /* the orchestrator's reason goes to the job as well */
-    char reason[512] = "cancelled by the orchestrator";
+    /* the orchestrator's reason goes to the job as well (at most 4096 bytes: build_cancel,
+     * so it is never cut inside a UTF-8 sequence here) */
+    char reason[4100] = "cancelled by the orchestrator";
     const char *r;
     size_t rl;
     if (j->batch.n && rtlog_schema_rec_field_str(j->batch.recs[0].mp, j->batch.recs[0].mp_len,
-                                                 "reason", &r, &rl) == RTLOG_OK)
-        snprintf(reason, sizeof reason, "%.*s", (int)(rl < sizeof reason ? rl : sizeof reason - 1), r);
+                                                 "reason", &r, &rl) == RTLOG_OK &&
+        rl < sizeof reason && !memchr(r, '\0', rl)) {
+        memcpy(reason, r, rl);
+        reason[rl] = '\0';
+    }
     queue_close(s, t, reason);
 }
 

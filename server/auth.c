@@ -252,25 +252,6 @@ static bool pattern_match(const char *pat, const char *stream)
     return !strcmp(pat, stream);
 }
 
-int rtlog_principal_can(const rtlog_principal *p, int publish, const char *stream)
-{
-    if (!p || !stream)
-        return 0;
-    char *const *pats = publish ? p->publish : p->subscribe;
-    size_t n = publish ? p->n_publish : p->n_subscribe;
-    for (size_t i = 0; i < n; i++)
-        if (pattern_match(pats[i], stream))
-            return 1;
-    /* An agent's own stream: the exact subscribe grant lets it report there (CONTRACT).
-     * Wildcards do not, so a viewer with "*" cannot speak as any agent. */
-    if (publish && !strncmp(stream, "agents/", 7)) {
-        for (size_t i = 0; i < p->n_subscribe; i++)
-            if (!strchr(p->subscribe[i], '*') && !strcmp(p->subscribe[i], stream))
-                return 1;
-    }
-    return 0;
-}
-
 int rtlog_principal_grants(const rtlog_principal *p, int publish, const char *stream)
 {
     if (!p || !stream)
@@ -291,6 +272,14 @@ int rtlog_principal_is_agent(const rtlog_principal *p, const char *stream)
         if (!strchr(p->subscribe[i], '*') && !strcmp(p->subscribe[i], stream))
             return 1;
     return 0;
+}
+
+int rtlog_principal_can(const rtlog_principal *p, int publish, const char *stream)
+{
+    /* An agent's own stream: the exact subscribe grant lets it report there (CONTRACT).
+     * Wildcards do not, so a viewer with "*" cannot speak as any agent. */
+    return rtlog_principal_grants(p, publish, stream) ||
+           (publish && rtlog_principal_is_agent(p, stream));
 }
 
 /* ---- principals ---------------------------------------------------------------------------- */
