@@ -61,6 +61,11 @@ static const setting table[] = {
     {"pong-timeout", "RTLOG_PONG_TIMEOUT", T_DUR, OFF(pong_timeout_ms), "30", 100, 3600000,
      "drop a WS that answers no heartbeat (JSON or RFC 6455 pong) for heartbeat + this "
      "(seconds)"},
+    {"tcp-user-timeout", "RTLOG_TCP_USER_TIMEOUT", T_DUR, OFF(tcp_user_timeout_ms), "0", 0,
+     3600000, "TCP_USER_TIMEOUT of stream sockets (WS + SSE): a peer that acknowledges no "
+     "byte for this long is closed by the kernel and the server lets it go (a vanished SSE "
+     "client is then found within heartbeat + this, not after minutes of TCP retries); "
+     "0 = the pong-timeout (seconds)"},
     {"auth-timeout", "RTLOG_AUTH_TIMEOUT", T_DUR, OFF(auth_timeout_ms), "10", 100, 600000,
      "a WS without ?token= must send {\"type\":\"auth\"} within this (seconds)"},
     {"stall-timeout", "RTLOG_STALL_TIMEOUT", T_DUR, OFF(stall_timeout_ms), "60", 100,

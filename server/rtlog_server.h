@@ -17,6 +17,19 @@
  *   its upgrade) is dropped without a close frame (clients see 1006): the peer is not
  *   listening, so nothing is sent to it. This uses lws' validity timer, the only place
  *   lws 4.1.6 reports empty pong frames.
+ * - Dead peers (handed.md C09): a stream socket (SSE, or WS once authenticated) gets
+ *   TCP_USER_TIMEOUT = tcp-user-timeout (default: the pong-timeout, 30 s). A peer that
+ *   vanished without FIN or RST (network gone) acknowledges nothing; the next heartbeat
+ *   (or event) then stays unacknowledged and the kernel ends the connection with
+ *   ETIMEDOUT after that long, instead of after tcp_retries2 (~15 min). So an idle SSE
+ *   subscriber whose network vanished is closed within heartbeat + tcp-user-timeout (+ one
+ *   housekeeping tick), inside C09's bound of "30 s after the first unanswered heartbeat
+ *   + one heartbeat interval + 2 s", and a WS the same as by its pong rule. It counts in
+ *   rtlog_stalled_closed_total (a peer that acknowledges nothing accepts no bytes). No
+ *   TCP keepalive: heartbeats are data every heartbeat interval, so a stream socket is
+ *   never idle long enough for keepalive probes to find anything sooner; a live peer
+ *   whose receive window is closed keeps answering the kernel's window probes and is left
+ *   to stall-timeout.
  * - Before authentication a WebSocket gets no heartbeats and no events; only an auth
  *   message counts (pongs do not extend the deadline). The first message that is not one
  *   (not JSON, or another type) is answered at once with one error {"code":"bad_request",
@@ -119,6 +132,8 @@ typedef struct rtlog_server_config {
     uint64_t jwt_leeway_ms;
     uint64_t heartbeat_ms;
     uint64_t pong_timeout_ms;
+    uint64_t tcp_user_timeout_ms;       /* TCP_USER_TIMEOUT of stream sockets; 0 = the
+                                         * pong timeout */
     uint64_t auth_timeout_ms;
     uint64_t stall_timeout_ms;
     uint64_t drain_timeout_ms;

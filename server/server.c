@@ -22,6 +22,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +391,20 @@ rtlog_err srv_auth_token(struct conn *c, const char *tok, size_t len, rtlog_prin
     return rc;
 }
 
+/* Bound how long a stream's peer may leave sent bytes unacknowledged (README "Hardening",
+ * rtlog_server.h "Dead peers"). Without it a peer that vanished silently (no FIN, no RST)
+ * is found only when TCP gives up retransmitting (tcp_retries2: ~15 min); heartbeats keep
+ * bytes in flight every heartbeat interval, so with it the kernel ends such a connection
+ * (ETIMEDOUT) about tcp-user-timeout after the first heartbeat it could not deliver, the
+ * same time the WS pong rule allows. A setsockopt failure only loses that bound. */
+static void stream_socket_opts(struct conn *c)
+{
+    unsigned int v = (unsigned int)c->srv->cfg.tcp_user_timeout_ms; /* <= 3600000: config */
+    int fd = (int)lws_get_socket_fd(c->wsi);
+    if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof v) != 0)
+        LOG_WARN("conn=%" PRIu64 " TCP_USER_TIMEOUT %u ms: %s", c->id, v, strerror(errno));
+}
+
 /* Start delivering c->stream to an authenticated connection: access, per-subject limit,
  * then existence (access before existence: CONTRACT "Authentication"). */
 rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap)
@@ -430,6 +446,7 @@ rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap)
     }
     c->exp_deadline_s = srv_exp_deadline_s(c->pr->exp, s->cfg.jwt_leeway_ms);
     c->next_hb_ms = srv_now_ms() + s->cfg.heartbeat_ms;
+    stream_socket_opts(c);
     LOG_INFO("conn=%" PRIu64 " %s stream=%s sub=%s cursor=%s%" PRIu64 " follow=%d",
              c->id, c->kind == CK_WS ? "ws" : "sse", c->stream, c->pr->sub,
              c->has_cursor ? "" : "none/", c->cursor, c->follow);
@@ -528,7 +545,9 @@ static uint64_t tick_interval_ms(const rtlog_server_config *cfg)
 
 /* lws does not watch an SSE response socket for the client going away (it only learns
  * on a failed write, a heartbeat or two later), so the tick peeks: EOF or an error means
- * the client left and its connection slot and subscription are released now. */
+ * the client left and its connection slot and subscription are released now.
+ * Returns 0 (still there), 1 (left: EOF or reset) or 2 (dead: the kernel ended the
+ * connection because the peer acknowledged nothing for TCP_USER_TIMEOUT, ETIMEDOUT). */
 static int sse_peer_gone(struct conn *c)
 {
     int fd = (int)lws_get_socket_fd(c->wsi);
@@ -538,14 +557,25 @@ static int sse_peer_gone(struct conn *c)
     ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0)
         return 1;
-    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    if (n > 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return 0;
+    return errno == ETIMEDOUT ? 2 : 1;
 }
 
 static void conn_tick(struct conn *c, uint64_t now, int64_t wall)
 {
     struct srv *s = c->srv;
-    if (c->kind == CK_SSE && sse_peer_gone(c)) {
+    int gone = c->kind == CK_SSE ? sse_peer_gone(c) : 0;
+    if (gone == 2) {
+        /* A dead peer accepted no bytes either: same counter as the stall timeout. */
+        s->m_stalled++;
+        LOG_INFO("conn=%" PRIu64 " closed: dead peer (nothing acknowledged for %" PRIu64
+                 " ms, TCP_USER_TIMEOUT)",
+                 c->id, s->cfg.tcp_user_timeout_ms);
+    } else if (gone) {
         LOG_DEBUG("conn=%" PRIu64 " sse client went away", c->id);
+    }
+    if (gone) {
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
@@ -708,7 +738,9 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
     C("rtlog_ws_dropped_total",
       "WebSockets dropped without a close handshake (no pong, or connection lost).",
       s->m_pong_timeouts);
-    C("rtlog_stalled_closed_total", "Stream sockets closed for accepting no bytes.",
+    C("rtlog_stalled_closed_total",
+      "Stream sockets closed for accepting no bytes (nothing taken for stall-timeout, or an "
+      "SSE peer that acknowledged nothing for tcp-user-timeout).",
       s->m_stalled);
     C("rtlog_token_expired_total", "Streams ended because their token expired.",
       s->m_expired);
@@ -947,6 +979,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             /* closed neither by us nor by a close frame from the peer: dropped (lws'
              * validity timer for a peer that answers no heartbeat, or a network error) */
             if (!c->close_code && !c->peer_closed) {
+                /* a WS whose peer vanished is counted here whichever ends it first, the
+                 * pong rule or TCP_USER_TIMEOUT (stream_socket_opts) */
                 s->m_pong_timeouts++;
                 LOG_INFO("conn=%" PRIu64 " dropped (no pong or connection lost)", c->id);
             }
@@ -1255,6 +1289,8 @@ int rtlog_server_run(const rtlog_server_config *cfg)
     if (!s)
         return 1;
     s->cfg = *cfg;
+    if (!s->cfg.tcp_user_timeout_ms) /* 0 = the pong timeout: TCP and the pong rule agree */
+        s->cfg.tcp_user_timeout_ms = s->cfg.pong_timeout_ms;
     s->lock_fd = -1;
     pthread_mutex_init(&s->qlock, NULL);
     g_srv = s;

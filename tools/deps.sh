@@ -3,14 +3,15 @@
 # Run as root (or through sudo). Safe to run again. chromium (+ a font) runs the browser
 # tests of the UI headless (tests/integration/browser, npm playwright-core drives it);
 # clang + libclang-rt-14-dev build the libFuzzer targets (tests/fuzz/, tools/fuzz.sh); the
-# rest of the build uses gcc.
+# rest of the build uses gcc. iproute2 (`ip`) takes down the loopback of the private network
+# namespace the dead-peer test (c09_netns_dead_peers) makes for itself (util-linux: unshare).
 #   tools/deps.sh          install them
 #   tools/deps.sh --list   print the package names (one line), install nothing
 set -eu
 PACKAGES="build-essential cmake pkg-config ca-certificates \
 libwebsockets-dev liblmdb-dev lmdb-utils libmsgpack-dev libjansson-dev \
 libjwt-dev libzstd-dev zstd libssl-dev libcmocka-dev \
-curl python3 procps util-linux \
+curl python3 procps util-linux iproute2 \
 chromium fonts-dejavu-core \
 clang libclang-rt-14-dev"
 if [ "${1:-}" = "--list" ]; then

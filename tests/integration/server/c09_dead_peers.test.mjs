@@ -7,9 +7,10 @@
 // timeout instead (the pong rule alone would keep it); SSE has no upstream channel: a client
 // that vanishes (connection reset) is noticed at the next heartbeat write and its
 // subscription is gone.
-// (Dropping packets on loopback would disturb every other test on the machine, so the silent
-// peer is a socket that neither reads nor writes; the kernel still ACKs, which is why the
-// stall timeout, not TCP, is what ends a non-reading peer: see tests/HANDED.md C09.)
+// (Dropping packets on the machine's loopback would disturb every other test, so here the
+// silent peer is a socket that neither reads nor writes; the kernel still ACKs, which is why
+// the stall timeout, not TCP, is what ends a non-reading peer. A real outage, packets dropped
+// on a loopback of its own, is c09_netns_dead_peers.test.mjs: see tests/HANDED.md C09.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
