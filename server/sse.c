@@ -4,9 +4,7 @@
  * detaches them): Origin, token (Authorization: Bearer, or ?token= for EventSource),
  * stream id, cursor and filters, connection limits, access, existence. A refusal is an
  * ordinary JSON response with a length (handed.md C07). Once accepted, the response is
- * 200 text/event-stream with no length, no-cache, no-transform, X-Accel-Buffering: no and
- * Content-Encoding: identity (the one thing that stops nginx from gzipping a stream whose
- * type its gzip_types lists: it ignores no-transform; measured with nginx 1.22), and the first
+ * 200 text/event-stream with no length, no-cache and X-Accel-Buffering: no, and the first
  * write carries `retry:` at once so proxies and clients see bytes immediately. Each
  * WRITEABLE writes at most sse-write-bytes of frames from the replay engine (one write:
  * a slow client holds at most that much in lws, never a queue). Heartbeats are comment
@@ -102,15 +100,9 @@ int sse_start(struct conn *c, const route *r)
     if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/event-stream; charset=utf-8",
                                     LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-cache, no-transform", 22, &p,
-                                     end) ||
+                                     (const unsigned char *)"no-cache", 8, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"x-accel-buffering:",
                                     (const unsigned char *)"no", 2, &p, end) ||
-        /* nginx's gzip (gzip_types text/event-stream) ignores no-transform and skips only a
-         * response that already names an encoding: "identity" (no coding) keeps the stream
-         * uncompressed through it (handed.md C07, c07_nginx) */
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"content-encoding:",
-                                    (const unsigned char *)"identity", 8, &p, end) ||
         (ol > 0 &&
          (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
                                       (const unsigned char *)origin, ol, &p, end) ||

@@ -1,10 +1,9 @@
 // c07_stream_not_buffered.test.mjs - handed.md C07 (reverse proxies buffering or compressing
 // the stream), its family, direct against the server (headers.test.mjs checks the case's own
-// job stream request; c07_nginx.test.mjs runs the case through a real nginx):
+// job stream request; no nginx runs in CI, see tests/HANDED.md):
 //   - every stream kind (run, job, dashboard), live or follow=false, answers with the headers
 //     that keep proxies from buffering (text/event-stream, no-cache, X-Accel-Buffering: no),
-//     no Content-Length and no compression (Content-Encoding: identity) whatever
-//     Accept-Encoding asks for;
+//     no Content-Length and no Content-Encoding whatever Accept-Encoding asks for;
 //   - error answers on SSE endpoints (400, 401, 403, 404) are ordinary JSON responses with a
 //     Content-Length that end, never an open event stream;
 //   - an HTTP/1.0 client following live gets a close-delimited stream (no chunking) whose
@@ -38,9 +37,7 @@ test('stream headers on every kind, live and follow=false, whatever Accept-Encod
                 assert.match(c.headers['cache-control'] ?? '', /no-cache|no-store/, what);
                 assert.equal(c.headers['x-accel-buffering'], 'no', what);
                 assert.equal(c.headers['content-length'], undefined, what);
-                // never compressed: "identity" (no coding), which also keeps nginx's gzip
-                // off the stream (c07_nginx)
-                assert.equal(c.headers['content-encoding'], 'identity', what);
+                assert.equal(c.headers['content-encoding'], undefined, what);
                 await c.waitEvents(1);
                 c.close();
             }
