@@ -1,7 +1,10 @@
 // c07_nginx.test.mjs - handed.md C07 (reverse proxies buffering or compressing the stream)
 // through a real nginx, as the case asks: a plain `proxy_pass` with the defaults that hurt
-// streams (proxy_buffering on, gzip on for text types) and, to be hostile, text/event-stream
-// added to gzip_types. c07_stream_not_buffered.test.mjs checks the same headers directly.
+// streams (proxy_buffering on, gzip on for the text types a site usually lists).
+// c07_stream_not_buffered.test.mjs checks the same headers directly. An operator who adds
+// text/event-stream to gzip_types gets the stream gzipped (nginx 1.22 ignores no-transform;
+// measured): rtlog does not answer that with a non-standard `Content-Encoding: identity`
+// (RFC 9110 reserves "identity" for Accept-Encoding); README "Behind a reverse proxy".
 //   - SSE through nginx: 200, text/event-stream, not compressed, no Content-Length; the first
 //     bytes (retry:) arrive while the job has no event; each appended event arrives through
 //     nginx before the next one is appended (a buffering or compressing proxy holds it back
@@ -51,10 +54,10 @@ http {
     uwsgi_temp_path ${dir}/tmp/uwsgi;
     scgi_temp_path ${dir}/tmp/scgi;
     # nginx's defaults written out (proxy_buffering on; proxy_http_version 1.0) and gzip on for
-    # text types, text/event-stream among them: what buffers or compresses a stream
+    # the text types a site lists (what the case names): what buffers or compresses a stream
     proxy_buffering on;
     gzip on;
-    gzip_types text/plain text/css text/event-stream;
+    gzip_types text/plain text/css text/xml text/javascript;
     map $http_upgrade $connection_upgrade { default upgrade; '' close; }
     server {
         listen 127.0.0.1:${port};
@@ -124,7 +127,7 @@ after(async () => {
     if (srv) { const r = await srv.stop(); assert.equal(r.code, 0, JSON.stringify(r)); }
 });
 
-const uncompressed = (ce) => ce === undefined || ce === 'identity';
+const uncompressed = (ce) => ce === undefined;
 
 test('SSE through nginx: headers, first bytes before any event, each event before the next is appended', { skip }, async () => {
     await post201(srv, JOB, [], { token: tok }); // the job exists and has no event yet
