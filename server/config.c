@@ -106,6 +106,10 @@ static const setting table[] = {
      1 * KIB, 16 * MIB,
      "SSE frames (and WebSocket event messages) written per socket write (one write per "
      "writable)"},
+    {"replay-cache-bytes", "RTLOG_REPLAY_CACHE_BYTES", T_BYTES, OFF(replay_cache_bytes),
+     "32MiB", 0, 64 * GIB,
+     "memory for rendered frames of stored events shared by subscribers catching up the same "
+     "backlog (least recently used first out); 0 = no cache"},
     {"fd-limit", "RTLOG_FD_LIMIT", T_UINT, OFF(fd_limit), "16384", 64, 1048576,
      "size of the socket table (max connections is a little below this); also set as the "
      "soft RLIMIT_NOFILE (bounded by the hard limit)"},

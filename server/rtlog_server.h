@@ -138,6 +138,8 @@ typedef struct rtlog_server_config {
     uint64_t sse_retry_ms;
     uint64_t sse_write_bytes;           /* bytes of SSE frames (WS event messages) per
                                          * socket write */
+    uint64_t replay_cache_bytes;        /* replay block cache (rendered frames shared by
+                                         * subscribers catching up); 0 = off */
     uint64_t fd_limit;                  /* lws fd table size */
     uint64_t nosync;                    /* 1 = no fsync (tests/benchmarks only) */
     uint64_t dashboard_retain_events;   /* dashboard count limit; 0 = none */

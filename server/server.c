@@ -676,6 +676,10 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
       "rtlog_replay_ring_frames %" PRIu64, rs.ring_frames);
     G("rtlog_replay_ring_bytes", "Bytes of rendered frames held in stream rings.",
       "rtlog_replay_ring_bytes %" PRIu64, rs.ring_bytes);
+    G("rtlog_replay_cache_bytes", "Bytes held by the replay block cache.",
+      "rtlog_replay_cache_bytes %" PRIu64, rs.cache_bytes);
+    G("rtlog_replay_cache_segments", "Segments of rendered frames in the replay block cache.",
+      "rtlog_replay_cache_segments %" PRIu64, rs.cache_segments);
     C("rtlog_events_appended_total", "Events committed durably.", ss.events);
     C("rtlog_commits_total", "Durable write transactions.", ss.commits);
     C("rtlog_append_batches_total", "Append requests committed.", ss.batches);
@@ -690,6 +694,12 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
       rs.frames_rendered);
     C("rtlog_replay_ring_hits_total", "Frames served from a stream ring.", rs.ring_hits);
     C("rtlog_replay_ring_misses_total", "Store reads made for subscribers.", rs.ring_misses);
+    C("rtlog_replay_cache_hits_total", "Fills served from the replay block cache.",
+      rs.cache_hits);
+    C("rtlog_replay_cache_misses_total", "Segments read and rendered into the block cache.",
+      rs.cache_misses);
+    C("rtlog_replay_cache_frames_total", "Event frames served from the replay block cache.",
+      rs.cache_frames);
     C("rtlog_replay_resets_total", "Reset messages sent for unusable cursors.", rs.resets);
     C("rtlog_replay_refreshes_total",
       "Times the store's generation moved and followed streams' heads were re-read.",
@@ -1109,7 +1119,9 @@ static int open_all(struct srv *s)
         LOG_ERR("cannot set up token verification: %s", ei.text);
         return -1;
     }
-    rtlog_replay_opts ro = {.store = s->store, .wake = replay_wake, .wake_ctx = s};
+    rtlog_replay_opts ro = {.store = s->store, .wake = replay_wake, .wake_ctx = s,
+                            .cache_bytes = (size_t)s->cfg.replay_cache_bytes,
+                            .cache_off = s->cfg.replay_cache_bytes == 0};
     if (rtlog_replay_new(&ro, &s->replay) != RTLOG_OK) {
         LOG_ERR("out of memory");
         return -1;
