@@ -103,7 +103,7 @@ static const setting table[] = {
     {"sse-retry-ms", "RTLOG_SSE_RETRY_MS", T_UINT, OFF(sse_retry_ms), "3000", 0, 600000,
      "the `retry:` hint sent first on every SSE stream (milliseconds)"},
     {"sse-write-bytes", "RTLOG_SSE_WRITE_BYTES", T_BYTES, OFF(sse_write_bytes), "32KiB",
-     1 * KIB, 16 * MIB,
+     1 * KIB, RTLOG_MAX_WRITE_BYTES,
      "SSE frames (and WebSocket event messages) written per socket write (one write per "
      "writable)"},
     {"replay-cache-bytes", "RTLOG_REPLAY_CACHE_BYTES", T_BYTES, OFF(replay_cache_bytes),

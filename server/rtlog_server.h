@@ -107,6 +107,8 @@ typedef enum rtlog_cfg_source {
 } rtlog_cfg_source;
 
 #define RTLOG_CFG_STR_MAX 1024 /* bytes of a string setting, NUL included */
+#define RTLOG_MAX_WRITE_BYTES (16u << 20) /* the largest --sse-write-bytes; lws sends that
+                                          * much in one send() (server.c protocols) */
 
 /* Effective configuration. Durations are milliseconds, sizes bytes. Plain data. */
 typedef struct rtlog_server_config {
