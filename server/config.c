@@ -106,6 +106,11 @@ static const setting table[] = {
      1 * KIB, RTLOG_MAX_WRITE_BYTES,
      "SSE frames (and WebSocket event messages) written per socket write (one write per "
      "writable)"},
+    {"catchup-write-bytes", "RTLOG_CATCHUP_WRITE_BYTES", T_BYTES, OFF(catchup_write_bytes),
+     "256KiB", 0, RTLOG_MAX_WRITE_BYTES,
+     "a subscriber that is behind may get up to this much per socket write, as far as its "
+     "socket's send buffer has room (what the kernel does not take stays within "
+     "sse-write-bytes); below sse-write-bytes = off"},
     {"replay-cache-bytes", "RTLOG_REPLAY_CACHE_BYTES", T_BYTES, OFF(replay_cache_bytes),
      "32MiB", 0, 64 * GIB,
      "memory for rendered frames of stored events shared by subscribers catching up the same "

@@ -140,6 +140,8 @@ typedef struct rtlog_server_config {
     uint64_t sse_retry_ms;
     uint64_t sse_write_bytes;           /* bytes of SSE frames (WS event messages) per
                                          * socket write */
+    uint64_t catchup_write_bytes;       /* per write for a subscriber catching up, as far as
+                                         * its send buffer has room */
     uint64_t replay_cache_bytes;        /* replay block cache (rendered frames shared by
                                          * subscribers catching up); 0 = off */
     uint64_t fd_limit;                  /* lws fd table size */

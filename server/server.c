@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h> /* SIOCOUTQ */
 #include <inttypes.h>
 #include <libwebsockets.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -52,6 +54,28 @@ void srv_want_write(struct conn *c)
     if (!c->blocked_since_ms)
         c->blocked_since_ms = srv_now_ms();
     lws_callback_on_writable(c->wsi);
+}
+
+/* The byte budget of one fill (one send()). At the head it is --sse-write-bytes. A
+ * subscriber catching up (its last fill said MORE) gets more, up to
+ * --catchup-write-bytes, but only as much as its socket's send buffer has room for now
+ * (SO_SNDBUF less what is queued, SIOCOUTQ, less a quarter for the kernel's per-buffer
+ * overhead): the kernel takes all of it in one send(), the reader is woken once per big
+ * chunk instead of once per 32 KiB, and lws keeps nothing of it, so a reader that does not
+ * keep up (a full send buffer) still holds at most --sse-write-bytes in lws. */
+size_t srv_fill_budget(const struct conn *c)
+{
+    size_t base = (size_t)c->srv->cfg.sse_write_bytes;
+    size_t max = (size_t)c->srv->cfg.catchup_write_bytes;
+    if (!c->behind || max <= base || !c->wsi)
+        return base;
+    int fd = lws_get_socket_fd(c->wsi), sndbuf = 0, queued = 0;
+    socklen_t sl = sizeof sndbuf;
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) != 0 ||
+        ioctl(fd, SIOCOUTQ, &queued) != 0 || sndbuf <= 0 || queued < 0)
+        return base;
+    size_t room = (size_t)sndbuf > (size_t)queued ? ((size_t)sndbuf - (size_t)queued) / 4 * 3 : 0;
+    return room > max ? max : room > base ? room : base;
 }
 
 /* ---- connection accounting ---------------------------------------------------------- */

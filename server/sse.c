@@ -146,8 +146,8 @@ int sse_writeable(struct conn *c)
         if (c->sub && !c->sub_done) {
             rtlog_replay_state st;
             rtlog_errinfo ei = {0};
-            rtlog_err rc = rtlog_replay_fill(c->sub, w, (size_t)s->cfg.sse_write_bytes, 0, &st,
-                                             NULL, &ei);
+            rtlog_err rc = rtlog_replay_fill(c->sub, w, srv_fill_budget(c), 0, &st, NULL, &ei);
+            c->behind = rc == RTLOG_OK && st == RTLOG_REPLAY_MORE;
             if (rc != RTLOG_OK) {
                 LOG_ERR("conn=%" PRIu64 " stream=%s delivery failed: %s", c->id, c->stream,
                         ei.text);

@@ -443,7 +443,8 @@ int ws_writeable(struct conn *c)
     rtlog_replay_state st;
     size_t nf = 0;
     rtlog_errinfo ei = {0};
-    rtlog_err rc = rtlog_replay_fill(c->sub, w, (size_t)s->cfg.sse_write_bytes, 0, &st, &nf, &ei);
+    rtlog_err rc = rtlog_replay_fill(c->sub, w, srv_fill_budget(c), 0, &st, &nf, &ei);
+    c->behind = rc == RTLOG_OK && st == RTLOG_REPLAY_MORE;
     if (rc != RTLOG_OK) {
         LOG_ERR("conn=%" PRIu64 " stream=%s delivery failed: %s", c->id, c->stream, ei.text);
         ws_fail(c, rc, "internal error; resume from your last seq");
