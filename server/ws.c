@@ -11,7 +11,8 @@
  * none follows), so nothing beyond the cap is ever buffered (1009); lws validates
  * UTF-8 (1007); binary frames are refused (1003). One write per WRITEABLE, in priority
  * order: pending error, close, control replies, heartbeat, then replay frames: up to
- * sse-write-bytes of event messages, framed by the replay engine (RTLOG_REPLAY_WS_FRAMED)
+ * sse-write-bytes of event messages (more for one catching up: srv_fill_budget), framed
+ * by the replay engine (RTLOG_REPLAY_WS_FRAMED)
  * and written raw in one lws_write, so a subscriber that is behind gets many messages per
  * send() and one at the head gets its one frame as before (tools/bench/RESULTS.md).
  * Source: CONTRACT.md "Authentication", "Errors and limits"; handed.md C09, C10, C17.
