@@ -917,11 +917,52 @@ static struct seg *cache_get(rtlog_replay *e, struct stream *st, uint64_t next)
  * last event handed or skipped) at the segment's end, at an event near the head (the ring
  * takes those, as on the store path), at a personal frame (rendered by the store path),
  * at follow=false's target, or when the budget is spent (fl->full). */
+/* seg_serve() for an SSE subscriber without filters or personal frames: the frames of
+ * consecutive events lie back to back in the segment, so the run that fits is found with
+ * the same checks, event by event, and appended with one copy. */
+static rtlog_err seg_serve_run(struct fill *fl, const struct seg *g)
+{
+    rtlog_replay_sub *s = fl->s;
+    rtlog_replay *e = s->e;
+    uint64_t seq = s->cursor + 1;
+    size_t i0 = (size_t)(seq - g->base), i = i0, at = fl->out->len, frames = fl->frames;
+    int seals = 0;
+    for (; i < g->n; i++, seq++) {
+        if ((!s->follow && seq > s->target) || ring_wants(e, s->st, seq))
+            break;
+        const struct segev *v = &g->ev[i];
+        size_t next_size = frame_out_size(s, v->json_len, v->type_len);
+        if ((fl->max_frames && frames >= fl->max_frames) ||
+            (fl->max_bytes && (at - fl->start >= fl->max_bytes ||
+                               (at > fl->start && at - fl->start + next_size > fl->max_bytes)))) {
+            fl->full = 1;
+            break;
+        }
+        at += v->sse_len;
+        frames++;
+        seals |= (int)v->seals;
+    }
+    if (i == i0)
+        return RTLOG_OK;
+    const struct segev *a = &g->ev[i0], *b = &g->ev[i - 1];
+    if (rtlog_buf_append(fl->out, g->data + a->sse_off, b->sse_off + b->sse_len - a->sse_off)) {
+        fl->full = 0;
+        return rtlog_errinfo_set(fl->ei, RTLOG_E_NOMEM, -1, NULL, "out of memory writing a frame");
+    }
+    fl->frames = frames;
+    e->stats.frames_delivered += i - i0;
+    e->stats.cache_frames += i - i0;
+    fill_advance(s, g->base + i - 1, seals);
+    return RTLOG_OK;
+}
+
 static rtlog_err seg_serve(struct fill *fl, const struct seg *g)
 {
     rtlog_replay_sub *s = fl->s;
     rtlog_replay *e = s->e;
     struct stream *st = s->st;
+    if (s->fmt == RTLOG_REPLAY_SSE && !s->node_id && !s->types && !s->personal_type)
+        return seg_serve_run(fl, g);
     for (uint64_t seq = s->cursor + 1; seq >= g->base && seq - g->base < g->n; seq++) {
         if ((!s->follow && seq > s->target) || ring_wants(e, st, seq))
             return RTLOG_OK;

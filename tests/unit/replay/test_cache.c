@@ -121,6 +121,8 @@ static rtlog_replay_state fill_once(rtlog_replay_sub *s, const struct sub_spec *
     assert_int_equal(rtlog_replay_fill(s, &out, p->max_bytes, p->fmt == RTLOG_REPLAY_WS ? 1 : 0,
                                        &st, &nf, &ei),
                      RTLOG_OK);
+    if (p->max_bytes && nf > 1)
+        assert_true(out.len <= p->max_bytes); /* the budget holds unless one frame is bigger */
     if (out.len)
         assert_int_equal(rtlog_buf_append(got, out.p, out.len), RTLOG_OK);
     if (out.len && p->fmt == RTLOG_REPLAY_WS)
