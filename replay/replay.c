@@ -1,15 +1,18 @@
-/* replay.c - the catch-up engine: per-stream state, subscribers, the frame ring.
+/* replay.c - the catch-up engine: per-stream state, subscribers, the frame ring, the
+ * block cache.
  *
  * A subscriber owns nothing but its cursor and filter. Filling it means "hand out the
  * committed events after the cursor": from the stream's ring of recently rendered frames
  * when they are there (the live fan-out case: one render serves every subscriber at the
- * head), otherwise from one bounded rtlog_store_read() whose events are rendered as they
- * pass and kept in the ring when they extend it near the head. Catch-up and live are the
- * same loop, so no event can fall between "history" and "live". The stream's head
- * (last_seq, sealed) only ever moves forward: commit notes, describe() at open and the
- * events a read actually returns all take the maximum. Commits made by another process
- * send no notes: rtlog_replay_refresh() re-reads the head of every followed stream when
- * the caller has seen the store's generation move.
+ * head); far behind the head, from the block cache, segments of rendered frames that every
+ * subscriber passing the same position copies from (many readers catching up one backlog);
+ * otherwise from one bounded rtlog_store_read() whose events are rendered as they pass and
+ * kept in the ring when they extend it near the head. Catch-up and live are the same loop,
+ * so no event can fall between "history" and "live". The stream's head (last_seq, sealed)
+ * only ever moves forward: commit notes, describe() at open and the events a read actually
+ * returns all take the maximum. Commits made by another process send no notes:
+ * rtlog_replay_refresh() re-reads the head of every followed stream when the caller has
+ * seen the store's generation move.
  */
 #include "rtlog_replay.h"
 
@@ -26,6 +29,7 @@
 #define DEF_CHUNK_BYTES  (256u << 10)
 #define MAX_TYPES        32u /* entries in a ?types= filter */
 #define MAX_READS_PER_FILL 4u /* bounds one fill's time when a filter skips most events */
+#define DEF_CACHE_BYTES  (32u << 20)
 
 /* What the filter and the frame need to know of an event before (or without) rendering
  * it. For an event being read these point into the stored record (valid during the read
@@ -52,6 +56,8 @@ struct frame {
     struct evhead h;  /* type and node id NUL-terminated copies */
 };
 
+struct seg;
+
 struct stream {
     struct stream *hnext; /* hash chain */
     uint64_t hash;
@@ -67,6 +73,12 @@ struct stream {
     size_t cap;
     uint64_t lo, hi;
     size_t bytes;
+    /* block cache: this stream's segments, and its first retained seq as last read (valid
+     * while the store's generation is still cache_gen) */
+    struct seg *segs;
+    uint64_t cache_first;
+    uint64_t cache_gen;
+    int cache_known;
 };
 
 struct rtlog_replay_sub {
@@ -100,6 +112,12 @@ struct rtlog_replay {
     size_t nstreams;
     rtlog_buf scratch; /* render buffer reused across events */
     rtlog_replay_stats stats;
+    /* block cache: every stream's segments on one LRU list, most recently used first */
+    int cache_off;
+    size_t cache_max;
+    size_t cache_bytes;
+    struct seg *lru_head, *lru_tail;
+    rtlog_buf seg_frames, seg_names; /* a segment being built */
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -431,21 +449,29 @@ static size_t frame_out_size(const rtlog_replay_sub *s, size_t json_len, size_t 
     return json_len + type_len + 48;
 }
 
-static rtlog_err frame_emit(const rtlog_replay_sub *s, const struct frame *f, rtlog_buf *out)
+/* Append one rendered event in @s's format: the SSE frame, the JSON inside it, or the JSON
+ * behind its WebSocket frame header (ring frames and cached segments alike). */
+static rtlog_err parts_emit(const rtlog_replay_sub *s, const char *sse, size_t sse_len,
+                            const char *json, size_t json_len, rtlog_buf *out)
 {
     if (s->fmt == RTLOG_REPLAY_WS)
-        return rtlog_buf_append(out, f->json, f->json_len);
+        return rtlog_buf_append(out, json, json_len);
     if (s->fmt == RTLOG_REPLAY_WS_FRAMED) {
         unsigned char h[10];
-        size_t hl = ws_header(h, f->json_len);
-        if (rtlog_buf_reserve(out, hl + f->json_len) != RTLOG_OK)
+        size_t hl = ws_header(h, json_len);
+        if (rtlog_buf_reserve(out, hl + json_len) != RTLOG_OK)
             return RTLOG_E_NOMEM;
         memcpy(out->p + out->len, h, hl);
-        memcpy(out->p + out->len + hl, f->json, f->json_len);
-        out->len += hl + f->json_len;
+        memcpy(out->p + out->len + hl, json, json_len);
+        out->len += hl + json_len;
         return RTLOG_OK;
     }
-    return rtlog_buf_append(out, f->sse, f->sse_len);
+    return rtlog_buf_append(out, sse, sse_len);
+}
+
+static rtlog_err frame_emit(const rtlog_replay_sub *s, const struct frame *f, rtlog_buf *out)
+{
+    return parts_emit(s, f->sse, f->sse_len, f->json, f->json_len, out);
 }
 
 static rtlog_err reset_emit(const rtlog_replay_sub *s, rtlog_buf *out)
@@ -652,6 +678,326 @@ static int fill_read_cb(void *ctx, const rtlog_event_view *ev)
     return 0;
 }
 
+/* ---- the block cache ----------------------------------------------------------------- */
+
+/* Where one event of a segment is in the segment's data. */
+struct segev {
+    uint32_t sse_off, sse_len;   /* its complete SSE frame */
+    uint32_t json_off, json_len; /* the JSON (WebSocket message) inside that frame */
+    uint32_t type_off, type_len; /* NUL-ended copy of the type (the filter's, not the SSE
+                                  * event line's, which may say "message") */
+    uint32_t node_off, node_len; /* NUL-ended copy of nodeId; node_off == UINT32_MAX: none */
+    uint32_t seals;
+};
+
+/* Events [base, base + n) of one stream, rendered once (SSE form, as a ring frame is) and
+ * shared by every subscriber whose cursor passes them. One allocation: the struct, n
+ * segevs, the SSE frames back to back, then the type and node id copies. Stored events
+ * never change, so a segment stays right until retention removes its events, which
+ * cache_first_fresh() notices. */
+struct seg {
+    struct seg *snext;         /* the stream's list */
+    struct seg *lprev, *lnext; /* the engine's LRU list */
+    struct stream *st;
+    uint64_t base;
+    size_t n;
+    size_t bytes; /* what it counts against cache_max: the whole allocation */
+    const struct segev *ev;
+    const char *data;
+};
+
+static void seg_unlink_lru(rtlog_replay *e, struct seg *g)
+{
+    if (g->lprev)
+        g->lprev->lnext = g->lnext;
+    else
+        e->lru_head = g->lnext;
+    if (g->lnext)
+        g->lnext->lprev = g->lprev;
+    else
+        e->lru_tail = g->lprev;
+    g->lprev = g->lnext = NULL;
+}
+
+static void seg_push_lru(rtlog_replay *e, struct seg *g)
+{
+    g->lprev = NULL;
+    g->lnext = e->lru_head;
+    if (e->lru_head)
+        e->lru_head->lprev = g;
+    e->lru_head = g;
+    if (!e->lru_tail)
+        e->lru_tail = g;
+}
+
+static void seg_free(rtlog_replay *e, struct seg *g)
+{
+    struct seg **pp = &g->st->segs;
+    while (*pp != g)
+        pp = &(*pp)->snext;
+    *pp = g->snext;
+    seg_unlink_lru(e, g);
+    e->cache_bytes -= g->bytes;
+    e->stats.cache_bytes -= g->bytes;
+    e->stats.cache_segments--;
+    free(g);
+}
+
+static void seg_drop_stream(rtlog_replay *e, struct stream *st)
+{
+    while (st->segs)
+        seg_free(e, st->segs);
+}
+
+/* Is st->cache_first the stream's first retained seq now? Re-read (one describe) whenever
+ * any commit happened since it was read: a trim is a commit, and sends no note. Returns 0
+ * when it cannot be known (the caller then takes the store path, which reports the error
+ * if there is one). Segments wholly before the first retained seq go at once. */
+static int cache_first_fresh(rtlog_replay *e, struct stream *st)
+{
+    uint64_t g = rtlog_store_generation(e->store);
+    if (st->cache_known && g != 0 && g == st->cache_gen)
+        return 1;
+    rtlog_stream_info info;
+    if (rtlog_store_describe(e->store, st->name, &info, NULL) != RTLOG_OK) {
+        st->cache_known = 0;
+        return 0;
+    }
+    st->cache_first = info.first_seq ? info.first_seq : 1;
+    st->cache_gen = g;
+    st->cache_known = g != 0;
+    for (struct seg *x = st->segs, *nx; x; x = nx) {
+        nx = x->snext;
+        if (x->base + x->n <= st->cache_first)
+            seg_free(e, x);
+    }
+    return 1;
+}
+
+/* A segment being read from the store. */
+struct segbuild {
+    rtlog_replay *e;
+    struct stream *st;
+    struct segev *ev; /* room for @cap */
+    size_t cap, n;
+    uint64_t base, next;
+    size_t max_bytes;
+    int bad; /* a record could not be read or rendered, or a seq was missing */
+};
+
+static int segbuild_cb(void *ctx, const rtlog_event_view *ev)
+{
+    struct segbuild *b = ctx;
+    rtlog_replay *e = b->e;
+    if (b->n == 0)
+        b->base = b->next = ev->seq; /* retention may have moved the start forward */
+    if (ev->seq != b->next || b->n >= b->cap) {
+        b->bad = ev->seq != b->next;
+        return 1;
+    }
+    struct evhead h;
+    rtlog_errinfo ei = {0};
+    size_t at = e->seg_frames.len, json_len;
+    if (evhead_read(b->st, ev, &h, &ei) != RTLOG_OK ||
+        event_render(e, RTLOG_REPLAY_SSE, ev, &h, &e->seg_frames, &json_len, &ei) != RTLOG_OK) {
+        b->bad = 1;
+        return 1;
+    }
+    size_t sse_len = e->seg_frames.len - at;
+    size_t t_at = e->seg_names.len;
+    if (rtlog_buf_append(&e->seg_names, h.type, h.type_len) ||
+        rtlog_buf_append(&e->seg_names, "", 1) ||
+        (h.node_id && (rtlog_buf_append(&e->seg_names, h.node_id, h.node_len) ||
+                       rtlog_buf_append(&e->seg_names, "", 1)))) {
+        b->bad = 1;
+        return 1;
+    }
+    if (e->seg_frames.len + e->seg_names.len > UINT32_MAX / 2) {
+        b->bad = 1; /* offsets are 32-bit; max_bytes keeps segments far smaller */
+        return 1;
+    }
+    struct segev *v = &b->ev[b->n++];
+    v->sse_off = (uint32_t)at;
+    v->sse_len = (uint32_t)sse_len;
+    v->json_off = (uint32_t)(at + sse_len - 2 - json_len);
+    v->json_len = (uint32_t)json_len;
+    v->type_off = (uint32_t)t_at; /* into seg_names: moved behind the frames at the end */
+    v->type_len = (uint32_t)h.type_len;
+    v->node_off = h.node_id ? (uint32_t)(t_at + h.type_len + 1) : UINT32_MAX;
+    v->node_len = (uint32_t)h.node_len;
+    v->seals = (uint32_t)h.seals;
+    b->next = ev->seq + 1;
+    /* bounded: stop after the event that reached the segment's byte limit */
+    return e->seg_frames.len + e->seg_names.len >= b->max_bytes;
+}
+
+/* Read and render the aligned segment holding @next (from the first retained seq when
+ * retention cut into it) and keep it. NULL when it cannot be kept (out of memory, bigger
+ * than the cache, a record that cannot be rendered, @next not in what was read): the
+ * caller takes the store path, which does exactly what it did without the cache. */
+static struct seg *seg_build(rtlog_replay *e, struct stream *st, uint64_t next)
+{
+    size_t cap = e->chunk_events;
+    uint64_t start = next - (next - 1) % cap;
+    if (start < st->cache_first)
+        start = st->cache_first;
+    struct segbuild b = {.e = e, .st = st, .cap = cap, .next = start,
+                         .max_bytes = e->cache_max / 4};
+    b.ev = malloc(cap * sizeof *b.ev);
+    if (!b.ev)
+        return NULL;
+    rtlog_buf_clear(&e->seg_frames);
+    rtlog_buf_clear(&e->seg_names);
+    uint64_t nseq = start;
+    rtlog_err rc = rtlog_store_read(e->store, st->name, start, cap, 0, segbuild_cb, &b, &nseq,
+                                    NULL);
+    struct seg *g = NULL;
+    size_t data = e->seg_frames.len + e->seg_names.len;
+    size_t need = sizeof *g + b.n * sizeof(struct segev) + data;
+    if (rc == RTLOG_OK && !b.bad && b.n && b.base <= next && next - b.base < b.n &&
+        need <= e->cache_max && (g = malloc(need))) {
+        struct segev *ev = (struct segev *)(g + 1);
+        char *p = (char *)(ev + b.n);
+        uint32_t names_at = (uint32_t)e->seg_frames.len;
+        memcpy(p, e->seg_frames.p, e->seg_frames.len);
+        if (e->seg_names.len)
+            memcpy(p + names_at, e->seg_names.p, e->seg_names.len);
+        for (size_t i = 0; i < b.n; i++) {
+            ev[i] = b.ev[i];
+            ev[i].type_off += names_at;
+            if (ev[i].node_off != UINT32_MAX)
+                ev[i].node_off += names_at;
+        }
+        g->st = st;
+        g->base = b.base;
+        g->n = b.n;
+        g->bytes = need;
+        g->ev = ev;
+        g->data = p;
+        /* a shorter segment from the same start (cut by its byte limit) is superseded */
+        for (struct seg *x = st->segs, *nx; x; x = nx) {
+            nx = x->snext;
+            if (x->base == g->base)
+                seg_free(e, x);
+        }
+        while (e->lru_tail && e->cache_bytes + need > e->cache_max)
+            seg_free(e, e->lru_tail);
+        g->snext = st->segs;
+        st->segs = g;
+        seg_push_lru(e, g);
+        e->cache_bytes += need;
+        e->stats.cache_bytes += need;
+        e->stats.cache_segments++;
+        e->stats.cache_misses++;
+    }
+    free(b.ev);
+    /* do not hold a segment's worth of scratch when segments are large */
+    if (e->seg_frames.cap > (1u << 20))
+        rtlog_buf_free(&e->seg_frames);
+    return g;
+}
+
+/* The cached segment holding @next, built when missing; NULL: take the store path. */
+static struct seg *cache_get(rtlog_replay *e, struct stream *st, uint64_t next)
+{
+    if (!cache_first_fresh(e, st) || next < st->cache_first)
+        return NULL; /* retention: the store path sends the reset */
+    for (struct seg *g = st->segs; g; g = g->snext) {
+        if (g->base <= next && next - g->base < g->n) {
+            seg_unlink_lru(e, g);
+            seg_push_lru(e, g);
+            return g;
+        }
+    }
+    return seg_build(e, st, next);
+}
+
+/* Hand @s the events of @g from its cursor on, exactly as fill_read_cb() would hand them
+ * from a store read: the same filter, budget checks and frames. Stops (cursor left on the
+ * last event handed or skipped) at the segment's end, at an event near the head (the ring
+ * takes those, as on the store path), at a personal frame (rendered by the store path),
+ * at follow=false's target, or when the budget is spent (fl->full). */
+/* seg_serve() for an SSE subscriber without filters or personal frames: the frames of
+ * consecutive events lie back to back in the segment, so the run that fits is found with
+ * the same checks, event by event, and appended with one copy. */
+static rtlog_err seg_serve_run(struct fill *fl, const struct seg *g)
+{
+    rtlog_replay_sub *s = fl->s;
+    rtlog_replay *e = s->e;
+    uint64_t seq = s->cursor + 1;
+    size_t i0 = (size_t)(seq - g->base), i = i0, at = fl->out->len, frames = fl->frames;
+    int seals = 0;
+    for (; i < g->n; i++, seq++) {
+        if ((!s->follow && seq > s->target) || ring_wants(e, s->st, seq))
+            break;
+        const struct segev *v = &g->ev[i];
+        size_t next_size = frame_out_size(s, v->json_len, v->type_len);
+        if ((fl->max_frames && frames >= fl->max_frames) ||
+            (fl->max_bytes && (at - fl->start >= fl->max_bytes ||
+                               (at > fl->start && at - fl->start + next_size > fl->max_bytes)))) {
+            fl->full = 1;
+            break;
+        }
+        at += v->sse_len;
+        frames++;
+        seals |= (int)v->seals;
+    }
+    if (i == i0)
+        return RTLOG_OK;
+    const struct segev *a = &g->ev[i0], *b = &g->ev[i - 1];
+    if (rtlog_buf_append(fl->out, g->data + a->sse_off, b->sse_off + b->sse_len - a->sse_off)) {
+        fl->full = 0;
+        return rtlog_errinfo_set(fl->ei, RTLOG_E_NOMEM, -1, NULL, "out of memory writing a frame");
+    }
+    fl->frames = frames;
+    e->stats.frames_delivered += i - i0;
+    e->stats.cache_frames += i - i0;
+    fill_advance(s, g->base + i - 1, seals);
+    return RTLOG_OK;
+}
+
+static rtlog_err seg_serve(struct fill *fl, const struct seg *g)
+{
+    rtlog_replay_sub *s = fl->s;
+    rtlog_replay *e = s->e;
+    struct stream *st = s->st;
+    if (s->fmt == RTLOG_REPLAY_SSE && !s->node_id && !s->types && !s->personal_type)
+        return seg_serve_run(fl, g);
+    for (uint64_t seq = s->cursor + 1; seq >= g->base && seq - g->base < g->n; seq++) {
+        if ((!s->follow && seq > s->target) || ring_wants(e, st, seq))
+            return RTLOG_OK;
+        if ((fl->max_frames && fl->frames >= fl->max_frames) ||
+            (fl->max_bytes && fl->out->len - fl->start >= fl->max_bytes)) {
+            fl->full = 1;
+            return RTLOG_OK;
+        }
+        const struct segev *v = &g->ev[seq - g->base];
+        struct evhead h = {.type = g->data + v->type_off,
+                           .type_len = v->type_len,
+                           .node_id = v->node_off == UINT32_MAX ? NULL : g->data + v->node_off,
+                           .node_len = v->node_len,
+                           .seals = (int)v->seals};
+        int pass = filter_pass(s, &h);
+        if (pass && personal_match(s, &h))
+            return RTLOG_OK;
+        if (pass) {
+            if (!fill_has_room(fl, frame_out_size(s, v->json_len, v->type_len))) {
+                fl->full = 1;
+                return RTLOG_OK;
+            }
+            if (parts_emit(s, g->data + v->sse_off, v->sse_len, g->data + v->json_off,
+                           v->json_len, fl->out) != RTLOG_OK)
+                return rtlog_errinfo_set(fl->ei, RTLOG_E_NOMEM, -1, NULL,
+                                         "out of memory writing a frame");
+            fl->frames++;
+            e->stats.frames_delivered++;
+            e->stats.cache_frames++;
+        }
+        fill_advance(s, seq, h.seals);
+    }
+    return RTLOG_OK;
+}
+
 static rtlog_replay_state fill_state(rtlog_replay_sub *s)
 {
     struct stream *st = s->st;
@@ -681,6 +1027,8 @@ rtlog_err rtlog_replay_new(const rtlog_replay_opts *o, rtlog_replay **out)
     e->ring_bytes = o->ring_bytes ? o->ring_bytes : DEF_RING_BYTES;
     e->chunk_events = o->chunk_events ? o->chunk_events : DEF_CHUNK_EVENTS;
     e->chunk_bytes = o->chunk_bytes ? o->chunk_bytes : DEF_CHUNK_BYTES;
+    e->cache_off = o->cache_off;
+    e->cache_max = o->cache_bytes ? o->cache_bytes : DEF_CACHE_BYTES;
     e->nbuckets = 64;
     e->buckets = calloc(e->nbuckets, sizeof *e->buckets);
     if (!e->buckets) {
@@ -691,8 +1039,11 @@ rtlog_err rtlog_replay_new(const rtlog_replay_opts *o, rtlog_replay **out)
     return RTLOG_OK;
 }
 
+static void seg_drop_stream(rtlog_replay *e, struct stream *st);
+
 static void stream_free(rtlog_replay *e, struct stream *st)
 {
+    seg_drop_stream(e, st);
     if (st->slots)
         ring_clear(e, st);
     free(st->slots);
@@ -728,6 +1079,8 @@ void rtlog_replay_free(rtlog_replay *e)
     }
     free(e->buckets);
     rtlog_buf_free(&e->scratch);
+    rtlog_buf_free(&e->seg_frames);
+    rtlog_buf_free(&e->seg_names);
     free(e);
 }
 
@@ -914,6 +1267,23 @@ rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_byte
                 break;
             }
             continue;
+        }
+        if (!e->cache_off && !ring_wants(e, st, next)) {
+            /* Far behind the head: from the block cache, which other subscribers at this
+             * position share (one render, one decompression for all of them). */
+            struct seg *g = cache_get(e, st, next);
+            if (g) {
+                uint64_t before = s->cursor;
+                reads++;
+                e->stats.cache_hits++;
+                if ((rc = seg_serve(&fl, g)) != RTLOG_OK)
+                    break;
+                if (s->cursor != before || fl.full)
+                    continue;
+                if (reads >= MAX_READS_PER_FILL)
+                    break;
+                /* nothing taken (a personal frame): the store path renders it */
+            }
         }
         e->stats.ring_misses++;
         reads++;

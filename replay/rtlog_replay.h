@@ -7,8 +7,10 @@
  * between history and live in which an event could be lost or repeated.
  *
  * Memory: per stream with subscribers, a bounded ring of recently rendered frames (so the
- * live fan-out of an event renders it once for every subscriber); per subscriber, a small
- * constant struct however far behind it is. A subscriber that is not filled (a slow socket)
+ * live fan-out of an event renders it once for every subscriber); per engine, a bounded
+ * block cache of rendered segments far behind the head (so readers catching up the same
+ * backlog render it once between them); per subscriber, a small constant struct however
+ * far behind it is. A subscriber that is not filled (a slow socket)
  * simply stops advancing its cursor; nothing is queued for it.
  *
  * Threads: one engine per server, used from one thread only (the lws service thread).
@@ -65,6 +67,18 @@ typedef struct rtlog_replay_opts {
     size_t ring_bytes;         /* bytes of rendered JSON kept per stream; 0 = 4 MiB */
     size_t chunk_events;       /* events per store read when catching up; 0 = 256 */
     size_t chunk_bytes;        /* record bytes per store read; 0 = 256 KiB */
+    /* The block cache: rendered frames of stored events far behind the head, in segments of
+     * @chunk_events events aligned on seq (1..256, 257..512, ...), kept for every subscriber
+     * of the stream that passes the same position (many readers catching up the same
+     * backlog render and decompress each event once, not once each). Bounded: at most
+     * @cache_bytes in all (segments, their index and bookkeeping), least recently used
+     * first out; a segment is freed with its stream's last subscriber. 0 = 32 MiB. A
+     * subscriber gets the same bytes, in the same order and with the same budgets, as
+     * without the cache; retention is honoured (the stream's first retained seq is re-read
+     * whenever rtlog_store_generation() moved, and a cursor before it takes the store path,
+     * which sends the reset). */
+    size_t cache_bytes;
+    int cache_off;             /* 1: no block cache (every far-behind read renders) */
 } rtlog_replay_opts;
 
 /**
@@ -140,8 +154,10 @@ rtlog_err rtlog_replay_open(rtlog_replay *e, const rtlog_replay_req *req, rtlog_
  * @state:      out: MORE, IDLE or END (see rtlog_replay_state).
  * @nframes:    out (may be NULL): frames appended.
  * Events the filter rejects advance the cursor without output. Frames come from the
- * stream's ring when there, else from one bounded store read (rendered with
- * rtlog_schema_render(..., seq, RTLOG_JSON_REDACT), kept in the ring when near the head).
+ * stream's ring when there, else (far behind the head) from the block cache, whose
+ * segments are one bounded store read each, else from one bounded store read (rendered
+ * with rtlog_schema_render(..., seq, RTLOG_JSON_REDACT), kept in the ring when near the
+ * head). Which of these served an event changes neither the bytes nor the budgets.
  * Errors:      RTLOG_E_NOMEM, RTLOG_E_IO, RTLOG_E_CORRUPT (a stored record could not be
  *              read or rendered; @ei names the seq), RTLOG_E_NOTFOUND (the stream vanished).
  *              On error @out keeps what was appended before the failing frame and the
@@ -202,6 +218,11 @@ typedef struct rtlog_replay_stats {
     uint64_t resets;           /* reset control messages sent (total) */
     uint64_t refreshes;        /* rtlog_replay_refresh() calls (total) */
     uint64_t refresh_reads;    /* stream heads re-read by them (total) */
+    uint64_t cache_segments;   /* block cache segments held now */
+    uint64_t cache_bytes;      /* bytes they hold now (<= rtlog_replay_opts.cache_bytes) */
+    uint64_t cache_hits;       /* fills served from a cached segment (total) */
+    uint64_t cache_misses;     /* segments built: one store read and render each (total) */
+    uint64_t cache_frames;     /* event frames appended from cached segments (total) */
 } rtlog_replay_stats;
 
 void rtlog_replay_get_stats(const rtlog_replay *e, rtlog_replay_stats *out);

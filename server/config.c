@@ -108,9 +108,18 @@ static const setting table[] = {
     {"sse-retry-ms", "RTLOG_SSE_RETRY_MS", T_UINT, OFF(sse_retry_ms), "3000", 0, 600000,
      "the `retry:` hint sent first on every SSE stream (milliseconds)"},
     {"sse-write-bytes", "RTLOG_SSE_WRITE_BYTES", T_BYTES, OFF(sse_write_bytes), "32KiB",
-     1 * KIB, 16 * MIB,
+     1 * KIB, RTLOG_MAX_WRITE_BYTES,
      "SSE frames (and WebSocket event messages) written per socket write (one write per "
      "writable)"},
+    {"catchup-write-bytes", "RTLOG_CATCHUP_WRITE_BYTES", T_BYTES, OFF(catchup_write_bytes),
+     "256KiB", 0, RTLOG_MAX_WRITE_BYTES,
+     "a subscriber that is behind may get up to this much per socket write, as far as its "
+     "socket's send buffer has room (what the kernel does not take stays within "
+     "sse-write-bytes); below sse-write-bytes = off"},
+    {"replay-cache-bytes", "RTLOG_REPLAY_CACHE_BYTES", T_BYTES, OFF(replay_cache_bytes),
+     "32MiB", 0, 64 * GIB,
+     "memory for rendered frames of stored events shared by subscribers catching up the same "
+     "backlog (least recently used first out); 0 = no cache"},
     {"fd-limit", "RTLOG_FD_LIMIT", T_UINT, OFF(fd_limit), "16384", 64, 1048576,
      "size of the socket table (max connections is a little below this); also set as the "
      "soft RLIMIT_NOFILE (bounded by the hard limit)"},

@@ -120,6 +120,8 @@ typedef enum rtlog_cfg_source {
 } rtlog_cfg_source;
 
 #define RTLOG_CFG_STR_MAX 1024 /* bytes of a string setting, NUL included */
+#define RTLOG_MAX_WRITE_BYTES (16u << 20) /* the largest --sse-write-bytes; lws sends that
+                                          * much in one send() (server.c protocols) */
 
 /* Effective configuration. Durations are milliseconds, sizes bytes. Plain data. */
 typedef struct rtlog_server_config {
@@ -153,6 +155,10 @@ typedef struct rtlog_server_config {
     uint64_t sse_retry_ms;
     uint64_t sse_write_bytes;           /* bytes of SSE frames (WS event messages) per
                                          * socket write */
+    uint64_t catchup_write_bytes;       /* per write for a subscriber catching up, as far as
+                                         * its send buffer has room */
+    uint64_t replay_cache_bytes;        /* replay block cache (rendered frames shared by
+                                         * subscribers catching up); 0 = off */
     uint64_t fd_limit;                  /* lws fd table size */
     uint64_t nosync;                    /* 1 = no fsync (tests/benchmarks only) */
     uint64_t dashboard_retain_events;   /* dashboard count limit; 0 = none */

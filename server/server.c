@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h> /* SIOCOUTQ */
 #include <inttypes.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -54,6 +56,28 @@ void srv_want_write(struct conn *c)
     if (!c->blocked_since_ms)
         c->blocked_since_ms = srv_now_ms();
     lws_callback_on_writable(c->wsi);
+}
+
+/* The byte budget of one fill (one send()). At the head it is --sse-write-bytes. A
+ * subscriber catching up (its last fill said MORE) gets more, up to
+ * --catchup-write-bytes, but only as much as its socket's send buffer has room for now
+ * (SO_SNDBUF less what is queued, SIOCOUTQ, less a quarter for the kernel's per-buffer
+ * overhead): the kernel takes all of it in one send(), the reader is woken once per big
+ * chunk instead of once per 32 KiB, and lws keeps nothing of it, so a reader that does not
+ * keep up (a full send buffer) still holds at most --sse-write-bytes in lws. */
+size_t srv_fill_budget(const struct conn *c)
+{
+    size_t base = (size_t)c->srv->cfg.sse_write_bytes;
+    size_t max = (size_t)c->srv->cfg.catchup_write_bytes;
+    if (!c->behind || max <= base || !c->wsi)
+        return base;
+    int fd = lws_get_socket_fd(c->wsi), sndbuf = 0, queued = 0;
+    socklen_t sl = sizeof sndbuf;
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) != 0 ||
+        ioctl(fd, SIOCOUTQ, &queued) != 0 || sndbuf <= 0 || queued < 0)
+        return base;
+    size_t room = (size_t)sndbuf > (size_t)queued ? ((size_t)sndbuf - (size_t)queued) / 4 * 3 : 0;
+    return room > max ? max : room > base ? room : base;
 }
 
 /* ---- connection accounting ---------------------------------------------------------- */
@@ -706,6 +730,10 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
       "rtlog_replay_ring_frames %" PRIu64, rs.ring_frames);
     G("rtlog_replay_ring_bytes", "Bytes of rendered frames held in stream rings.",
       "rtlog_replay_ring_bytes %" PRIu64, rs.ring_bytes);
+    G("rtlog_replay_cache_bytes", "Bytes held by the replay block cache.",
+      "rtlog_replay_cache_bytes %" PRIu64, rs.cache_bytes);
+    G("rtlog_replay_cache_segments", "Segments of rendered frames in the replay block cache.",
+      "rtlog_replay_cache_segments %" PRIu64, rs.cache_segments);
     C("rtlog_events_appended_total", "Events committed durably.", ss.events);
     C("rtlog_commits_total", "Durable write transactions.", ss.commits);
     C("rtlog_append_batches_total", "Append requests committed.", ss.batches);
@@ -720,6 +748,12 @@ static void metrics_text(struct srv *s, rtlog_buf *b)
       rs.frames_rendered);
     C("rtlog_replay_ring_hits_total", "Frames served from a stream ring.", rs.ring_hits);
     C("rtlog_replay_ring_misses_total", "Store reads made for subscribers.", rs.ring_misses);
+    C("rtlog_replay_cache_hits_total", "Fills served from the replay block cache.",
+      rs.cache_hits);
+    C("rtlog_replay_cache_misses_total", "Segments read and rendered into the block cache.",
+      rs.cache_misses);
+    C("rtlog_replay_cache_frames_total", "Event frames served from the replay block cache.",
+      rs.cache_frames);
     C("rtlog_replay_resets_total", "Reset messages sent for unusable cursors.", rs.resets);
     C("rtlog_replay_refreshes_total",
       "Times the store's generation moved and followed streams' heads were re-read.",
@@ -999,8 +1033,14 @@ static const struct lws_protocols protocols[] = {
     /* rx_buffer_size stays 4096 although lws allocates it for every WebSocket: with 1024
      * or 2048, a peer flooding past max-ws-message / max-preauth-bytes no longer receives
      * the 1009 close frame (lws 4.1.6 closes with more of the flood unread, the kernel
-     * answers RST; tests wsframes (d) and auth "pre-auth oversize" fail). */
-    {"rtlog", callback, sizeof(struct conn), 4096, 0, NULL, 0},
+     * answers RST; tests wsframes (d) and auth "pre-auth oversize" fail).
+     * tx_packet_size: with 0, lws cuts every send() to rx_buffer_size + LWS_PRE + 4 bytes
+     * (lws_issue_raw) and copies the rest into the connection's buflist, sent one 4 KiB
+     * piece per POLLOUT: a 32 KiB fill of SSE or WebSocket frames became 8 sends, each
+     * waking the reader (575k sends of 4,116 bytes for 100 readers x 100,000 events).
+     * The largest --sse-write-bytes (16 MiB) goes in one send() as the socket takes it;
+     * nothing is allocated for it. */
+    {"rtlog", callback, sizeof(struct conn), 4096, 0, NULL, RTLOG_MAX_WRITE_BYTES},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1143,7 +1183,9 @@ static int open_all(struct srv *s)
         LOG_ERR("cannot set up token verification: %s", ei.text);
         return -1;
     }
-    rtlog_replay_opts ro = {.store = s->store, .wake = replay_wake, .wake_ctx = s};
+    rtlog_replay_opts ro = {.store = s->store, .wake = replay_wake, .wake_ctx = s,
+                            .cache_bytes = (size_t)s->cfg.replay_cache_bytes,
+                            .cache_off = s->cfg.replay_cache_bytes == 0};
     if (rtlog_replay_new(&ro, &s->replay) != RTLOG_OK) {
         LOG_ERR("out of memory");
         return -1;

@@ -293,6 +293,7 @@ struct conn {
     uint64_t hb_unanswered_ms;  /* when the oldest unanswered heartbeat was sent; 0 none */
     uint64_t blocked_since_ms;  /* waiting for WRITEABLE with bytes to send; 0 = not */
     int sub_done;               /* replay said END */
+    int behind;                 /* the last fill said MORE: catching up (srv_fill_budget) */
     int has_cursor;
     uint64_t cursor;
     char node_id[RTLOG_ID_MAX + 1];
@@ -327,6 +328,8 @@ uint64_t srv_now_ms(void);
 /* Token exp + leeway in Unix seconds, saturating at INT64_MAX (exp is attacker-chosen). */
 int64_t srv_exp_deadline_s(int64_t exp, uint64_t leeway_ms);
 void srv_want_write(struct conn *c);
+/* Bytes of frames to fill for this WRITEABLE of stream connection @c (see server.c). */
+size_t srv_fill_budget(const struct conn *c);
 void srv_list_add(struct conn *c);
 void srv_conn_release(struct conn *c);
 rtlog_err srv_stream_begin(struct conn *c, char *why, size_t why_cap);

@@ -7,7 +7,8 @@
  * 200 text/event-stream with no length, no-cache and X-Accel-Buffering: no, and the first
  * write carries `retry:` at once so proxies and clients see bytes immediately. Each
  * WRITEABLE writes at most sse-write-bytes of frames from the replay engine (one write:
- * a slow client holds at most that much in lws, never a queue). Heartbeats are comment
+ * a slow client holds at most that much in lws, never a queue); a subscriber catching up
+ * gets more when its socket has room for it (srv_fill_budget). Heartbeats are comment
  * lines and errors are `event: error` without an id, so neither moves a client's resume
  * position (handed.md C06). The stream ends (response closed) when replay says END, on
  * token expiry (after an error event), or on drain.
@@ -146,8 +147,8 @@ int sse_writeable(struct conn *c)
         if (c->sub && !c->sub_done) {
             rtlog_replay_state st;
             rtlog_errinfo ei = {0};
-            rtlog_err rc = rtlog_replay_fill(c->sub, w, (size_t)s->cfg.sse_write_bytes, 0, &st,
-                                             NULL, &ei);
+            rtlog_err rc = rtlog_replay_fill(c->sub, w, srv_fill_budget(c), 0, &st, NULL, &ei);
+            c->behind = rc == RTLOG_OK && st == RTLOG_REPLAY_MORE;
             if (rc != RTLOG_OK) {
                 LOG_ERR("conn=%" PRIu64 " stream=%s delivery failed: %s", c->id, c->stream,
                         ei.text);

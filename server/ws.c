@@ -11,7 +11,8 @@
  * none follows), so nothing beyond the cap is ever buffered (1009); lws validates
  * UTF-8 (1007); binary frames are refused (1003). One write per WRITEABLE, in priority
  * order: pending error, close, control replies, heartbeat, then replay frames: up to
- * sse-write-bytes of event messages, framed by the replay engine (RTLOG_REPLAY_WS_FRAMED)
+ * sse-write-bytes of event messages (more for one catching up: srv_fill_budget), framed
+ * by the replay engine (RTLOG_REPLAY_WS_FRAMED)
  * and written raw in one lws_write, so a subscriber that is behind gets many messages per
  * send() and one at the head gets its one frame as before (tools/bench/RESULTS.md).
  * Source: CONTRACT.md "Authentication", "Errors and limits"; handed.md C09, C10, C17.
@@ -443,7 +444,8 @@ int ws_writeable(struct conn *c)
     rtlog_replay_state st;
     size_t nf = 0;
     rtlog_errinfo ei = {0};
-    rtlog_err rc = rtlog_replay_fill(c->sub, w, (size_t)s->cfg.sse_write_bytes, 0, &st, &nf, &ei);
+    rtlog_err rc = rtlog_replay_fill(c->sub, w, srv_fill_budget(c), 0, &st, &nf, &ei);
+    c->behind = rc == RTLOG_OK && st == RTLOG_REPLAY_MORE;
     if (rc != RTLOG_OK) {
         LOG_ERR("conn=%" PRIu64 " stream=%s delivery failed: %s", c->id, c->stream, ei.text);
         ws_fail(c, rc, "internal error; resume from your last seq");
