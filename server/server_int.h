@@ -314,6 +314,7 @@ struct conn {
     int peer_closed;            /* the client sent a close frame */
     int err_pending;
     int close_code;             /* close with this at the next WRITEABLE (after err) */
+    int close_handed;           /* lws has the close frame (ws_writeable returned -1 once) */
     size_t nctl;                /* control replies queued in rare->ctl_head */
     int rx_paused;              /* lws_rx_flow_control(wsi, 0) in effect */
     struct conn_rare *rare;     /* owned; NULL until a rare path needs it */

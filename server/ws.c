@@ -309,27 +309,31 @@ int ws_receive(struct conn *c, const void *in, size_t len)
         fail_with(c, RTLOG_E_INVAL, "binary frames are not accepted; send JSON text", 1003);
         return 0;
     }
+    /* Past a limit the close goes out from WRITEABLE (ws_close_with) and the rest of the
+     * input is read and dropped (rx_discard), never refused with -1 here: lws 4.1.6 would
+     * then close a second time at the next spill of the still-arriving flood (after only
+     * rx_buffer_size bytes), kill the socket before the close frame is sent, and the
+     * kernel answers the unread flood with RST. After the close frame lws keeps reading
+     * and dropping until the peer's close or its close-ack timeout (RFC 6455 7.1.1). */
     size_t remaining = lws_remaining_packet_payload(wsi);
     if (!c->authed) {
         c->preauth_bytes += len;
         if (c->preauth_bytes + remaining > s->cfg.max_preauth_bytes) {
             LOG_INFO("conn=%" PRIu64 " closed: more than %" PRIu64 " bytes before auth", c->id,
                      s->cfg.max_preauth_bytes);
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                             (unsigned char *)"too much data before auth", 25);
-            return -1;
+            ws_close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "too much data before auth");
+            return 0;
         }
     }
     if (c->rx.len + len + remaining > s->cfg.max_ws_message) {
         LOG_INFO("conn=%" PRIu64 " closed: message larger than %" PRIu64 " bytes", c->id,
                  s->cfg.max_ws_message);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                         (unsigned char *)"message too big", 15);
-        return -1;
+        ws_close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+        return 0;
     }
     if (rtlog_buf_append(&c->rx, in, len) != RTLOG_OK) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, (unsigned char *)"oom", 3);
-        return -1;
+        ws_close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return 0;
     }
     if (!lws_is_final_fragment(wsi))
         return 0;
@@ -385,11 +389,26 @@ static int write_text(struct conn *c, const char *p, size_t len)
     return n < (int)len ? -1 : 0;
 }
 
+/* Hand the close frame to lws: it sends it at the next POLLOUT, then waits for the peer's
+ * close while it reads and drops what still arrives (a flood past a limit), for up to its
+ * close-ack timeout (RFC 6455 7.1.1). lws 4.1.6 may call WRITEABLE once more before that:
+ * a second -1 would kill the socket with the flood unread and the kernel would answer RST,
+ * which can overtake the close frame, so ws_writeable() does nothing once this ran. */
+static int close_now(struct conn *c, int code, const char *reason)
+{
+    c->close_handed = 1;
+    lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason,
+                     strlen(reason));
+    return -1;
+}
+
 int ws_writeable(struct conn *c)
 {
     struct srv *s = c->srv;
     struct lws *wsi = c->wsi;
 
+    if (c->close_handed)
+        return 0;
     if (c->err_pending) {
         c->err_pending = 0;
         if (write_text(c, c->rare->err_json, strlen(c->rare->err_json)))
@@ -397,12 +416,8 @@ int ws_writeable(struct conn *c)
         srv_want_write(c); /* the close follows at the next WRITEABLE */
         return 0;
     }
-    if (c->close_code) {
-        lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)(c->rare ? c->rare->close_reason : ""),
-                         c->rare ? strlen(c->rare->close_reason) : 0);
-        return -1;
-    }
+    if (c->close_code)
+        return close_now(c, c->close_code, c->rare ? c->rare->close_reason : "");
     /* Control replies go out before authentication too (only the one pre-auth hint can be
      * queued then); heartbeats and events only once the stream has started. */
     if (c->nctl) {
@@ -431,10 +446,8 @@ int ws_writeable(struct conn *c)
         srv_want_write(c); /* frames may be pending behind the heartbeat */
         return 0;
     }
-    if (c->sub_done) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"end of stream", 13);
-        return -1;
-    }
+    if (c->sub_done)
+        return close_now(c, LWS_CLOSE_STATUS_NORMAL, "end of stream");
     rtlog_buf *w = &s->wbuf;
     rtlog_buf_clear(w);
     if (rtlog_buf_reserve(w, LWS_PRE + 256) != RTLOG_OK)
@@ -459,11 +472,8 @@ int ws_writeable(struct conn *c)
     }
     if (st == RTLOG_REPLAY_END) {
         c->sub_done = 1;
-        if (!len) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"end of stream",
-                             13);
-            return -1;
-        }
+        if (!len)
+            return close_now(c, LWS_CLOSE_STATUS_NORMAL, "end of stream");
         srv_want_write(c);
     } else if (st == RTLOG_REPLAY_MORE) {
         srv_want_write(c);
