@@ -27,8 +27,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define RX_KEEP_BYTES (64u << 10) /* keep the reassembly buffer below this between messages */
-
 void ws_close_with(struct conn *c, int code, const char *reason)
 {
     if (c->close_code)
@@ -339,10 +337,10 @@ int ws_receive(struct conn *c, const void *in, size_t len)
         return 0;
     s->m_ws_messages_in++;
     handle_message(c, c->rx.p ? c->rx.p : "", c->rx.len);
-    if (c->rx.cap > RX_KEEP_BYTES)
-        rtlog_buf_free(&c->rx);
-    else
-        rtlog_buf_clear(&c->rx);
+    /* Between messages a connection holds no reassembly buffer: most are idle after their
+     * auth message (the browser client's), and one malloc per message is small next to
+     * parsing it (tools/bench/RESULTS.md, issue 5 idle). */
+    rtlog_buf_free(&c->rx);
     return 0;
 }
 
