@@ -306,6 +306,7 @@ struct conn {
     /* WS */
     int authed;
     int started;
+    int close_handed;           /* lws has the close frame (ws_writeable returned -1 once) */
     uint64_t auth_deadline_ms;
     uint64_t preauth_bytes;
     int preauth_hinted;         /* the one bad_request for a non-auth pre-auth message sent */
@@ -314,7 +315,6 @@ struct conn {
     int peer_closed;            /* the client sent a close frame */
     int err_pending;
     int close_code;             /* close with this at the next WRITEABLE (after err) */
-    int close_handed;           /* lws has the close frame (ws_writeable returned -1 once) */
     size_t nctl;                /* control replies queued in rare->ctl_head */
     int rx_paused;              /* lws_rx_flow_control(wsi, 0) in effect */
     struct conn_rare *rare;     /* owned; NULL until a rare path needs it */
