@@ -308,7 +308,8 @@ int ws_receive(struct conn *c, const void *in, size_t len)
         return 0;
     }
     /* Past a limit the close goes out from WRITEABLE (ws_close_with) and the rest of the
-     * input is read and dropped (rx_discard), never refused with -1 here: lws 4.1.6 would
+     * input is read and dropped (rx_discard, close_drain: see close_now), never refused with
+     * -1 here: lws 4.1.6 would
      * then close a second time at the next spill of the still-arriving flood (after only
      * rx_buffer_size bytes), kill the socket before the close frame is sent, and the
      * kernel answers the unread flood with RST. After the close frame lws keeps reading
@@ -319,6 +320,7 @@ int ws_receive(struct conn *c, const void *in, size_t len)
         if (c->preauth_bytes + remaining > s->cfg.max_preauth_bytes) {
             LOG_INFO("conn=%" PRIu64 " closed: more than %" PRIu64 " bytes before auth", c->id,
                      s->cfg.max_preauth_bytes);
+            c->close_drain = 1;
             ws_close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "too much data before auth");
             return 0;
         }
@@ -326,6 +328,7 @@ int ws_receive(struct conn *c, const void *in, size_t len)
     if (c->rx.len + len + remaining > s->cfg.max_ws_message) {
         LOG_INFO("conn=%" PRIu64 " closed: message larger than %" PRIu64 " bytes", c->id,
                  s->cfg.max_ws_message);
+        c->close_drain = 1;
         ws_close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
         return 0;
     }
@@ -365,6 +368,7 @@ int ws_check_announced(struct conn *c)
     LOG_INFO("conn=%" PRIu64 " closed: a frame header announces %" PRIu64
              " more bytes (limit %" PRIu64 ")",
              c->id, remaining, preauth ? s->cfg.max_preauth_bytes : s->cfg.max_ws_message);
+    c->close_drain = 1; /* the announced payload may be on its way */
     ws_close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                   preauth ? "too much data before auth" : "message too big");
     return 1;
@@ -387,11 +391,16 @@ static int write_text(struct conn *c, const char *p, size_t len)
     return n < (int)len ? -1 : 0;
 }
 
-/* Hand the close frame to lws: it sends it at the next POLLOUT, then waits for the peer's
- * close while it reads and drops what still arrives (a flood past a limit), for up to its
- * close-ack timeout (RFC 6455 7.1.1). lws 4.1.6 may call WRITEABLE once more before that:
- * a second -1 would kill the socket with the flood unread and the kernel would answer RST,
- * which can overtake the close frame, so ws_writeable() does nothing once this ran. */
+/* Hand the close frame to lws (-1 after lws_close_reason): it sends it at the next POLLOUT
+ * and then waits for the peer's close, reading and dropping whatever still arrives, for up
+ * to its close-ack timeout (5 s; RFC 6455 7.1.1). lws 4.1.6 calls WRITEABLE once more after
+ * sending it, and a second -1 there closes the socket at once. That is what a refusal or an
+ * end of stream wants (the peer may never answer; nothing of it is unread). A close for
+ * input past a limit (close_drain) must not: the flood is still arriving, closing with it
+ * unread makes the kernel answer RST, and a client still writing then fails its write and
+ * drops the close frame it had received; so there ws_writeable() returns 0 and lws drains
+ * until the peer's close (measured: 5.0 s and 0.8 s of server CPU for a client that floods
+ * without end and never answers). */
 static int close_now(struct conn *c, int code, const char *reason)
 {
     c->close_handed = 1;
@@ -406,7 +415,7 @@ int ws_writeable(struct conn *c)
     struct lws *wsi = c->wsi;
 
     if (c->close_handed)
-        return 0;
+        return c->close_drain ? 0 : -1;
     if (c->err_pending) {
         c->err_pending = 0;
         if (write_text(c, c->rare->err_json, strlen(c->rare->err_json)))
