@@ -308,12 +308,10 @@ int ws_receive(struct conn *c, const void *in, size_t len)
         return 0;
     }
     /* Past a limit the close goes out from WRITEABLE (ws_close_with) and the rest of the
-     * input is read and dropped (rx_discard, close_drain: see close_now), never refused with
-     * -1 here: lws 4.1.6 would
-     * then close a second time at the next spill of the still-arriving flood (after only
-     * rx_buffer_size bytes), kill the socket before the close frame is sent, and the
-     * kernel answers the unread flood with RST. After the close frame lws keeps reading
-     * and dropping until the peer's close or its close-ack timeout (RFC 6455 7.1.1). */
+     * input is read and dropped (rx_discard, close_drain: see close_now), never refused
+     * with -1 here: lws 4.1.6 would then close a second time at the next spill of the
+     * still-arriving flood (one rx_buffer_size later), kill the socket before the close
+     * frame is sent, and the kernel would answer the unread flood with RST. */
     size_t remaining = lws_remaining_packet_payload(wsi);
     if (!c->authed) {
         c->preauth_bytes += len;
