@@ -1030,17 +1030,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    /* rx_buffer_size stays 4096 although lws allocates it for every WebSocket: with 1024
-     * or 2048, a peer flooding past max-ws-message / max-preauth-bytes no longer receives
-     * the 1009 close frame (lws 4.1.6 closes with more of the flood unread, the kernel
-     * answers RST; tests wsframes (d) and auth "pre-auth oversize" fail).
+    /* rx_buffer_size: lws 4.1.6 allocates it (+ LWS_PRE) for every WebSocket at the upgrade
+     * and reads the socket in pieces of that size; ws.c reassembles messages itself, so it
+     * only sets how many RECEIVE callbacks a message takes. 1024 keeps an idle WebSocket
+     * under 4 KiB of server memory (4096 cost 3 KiB more; tools/bench/RESULTS.md, issue 5
+     * idle). A flood past a limit still gets its 1009 close frame at this size because ws.c
+     * closes through WRITEABLE and keeps reading and dropping the flood (ws_receive,
+     * close_now; tests ws_flood_close, wsframes (d), auth "pre-auth oversize").
      * tx_packet_size: with 0, lws cuts every send() to rx_buffer_size + LWS_PRE + 4 bytes
-     * (lws_issue_raw) and copies the rest into the connection's buflist, sent one 4 KiB
-     * piece per POLLOUT: a 32 KiB fill of SSE or WebSocket frames became 8 sends, each
-     * waking the reader (575k sends of 4,116 bytes for 100 readers x 100,000 events).
+     * (lws_issue_raw) and copies the rest into the connection's buflist, sent one piece per
+     * POLLOUT: a 32 KiB fill of SSE or WebSocket frames became many sends, each waking the
+     * reader (575k sends of 4,116 bytes for 100 readers x 100,000 events at rx 4096).
      * The largest --sse-write-bytes (16 MiB) goes in one send() as the socket takes it;
      * nothing is allocated for it. */
-    {"rtlog", callback, sizeof(struct conn), 4096, 0, NULL, RTLOG_MAX_WRITE_BYTES},
+    {"rtlog", callback, sizeof(struct conn), 1024, 0, NULL, RTLOG_MAX_WRITE_BYTES},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -307,9 +307,11 @@ struct conn {
     /* WS */
     int authed;
     int started;
+    int close_handed;           /* lws has the close frame (ws_writeable returned -1 once) */
     uint64_t auth_deadline_ms;
     uint64_t preauth_bytes;
     int preauth_hinted;         /* the one bad_request for a non-auth pre-auth message sent */
+    int close_drain;            /* closing for input past a limit: read and drop the rest */
     rtlog_buf rx;
     int rx_discard;             /* closing: ignore input */
     int peer_closed;            /* the client sent a close frame */

@@ -28,8 +28,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define RX_KEEP_BYTES (64u << 10) /* keep the reassembly buffer below this between messages */
-
 void ws_close_with(struct conn *c, int code, const char *reason)
 {
     if (c->close_code)
@@ -310,36 +308,41 @@ int ws_receive(struct conn *c, const void *in, size_t len)
         fail_with(c, RTLOG_E_INVAL, "binary frames are not accepted; send JSON text", 1003);
         return 0;
     }
+    /* Past a limit the close goes out from WRITEABLE (ws_close_with) and the rest of the
+     * input is read and dropped (rx_discard, close_drain: see close_now), never refused
+     * with -1 here: lws 4.1.6 would then close a second time at the next spill of the
+     * still-arriving flood (one rx_buffer_size later), kill the socket before the close
+     * frame is sent, and the kernel would answer the unread flood with RST. */
     size_t remaining = lws_remaining_packet_payload(wsi);
     if (!c->authed) {
         c->preauth_bytes += len;
         if (c->preauth_bytes + remaining > s->cfg.max_preauth_bytes) {
             LOG_INFO("conn=%" PRIu64 " closed: more than %" PRIu64 " bytes before auth", c->id,
                      s->cfg.max_preauth_bytes);
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                             (unsigned char *)"too much data before auth", 25);
-            return -1;
+            c->close_drain = 1;
+            ws_close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "too much data before auth");
+            return 0;
         }
     }
     if (c->rx.len + len + remaining > s->cfg.max_ws_message) {
         LOG_INFO("conn=%" PRIu64 " closed: message larger than %" PRIu64 " bytes", c->id,
                  s->cfg.max_ws_message);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                         (unsigned char *)"message too big", 15);
-        return -1;
+        c->close_drain = 1;
+        ws_close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+        return 0;
     }
     if (rtlog_buf_append(&c->rx, in, len) != RTLOG_OK) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, (unsigned char *)"oom", 3);
-        return -1;
+        ws_close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return 0;
     }
     if (!lws_is_final_fragment(wsi))
         return 0;
     s->m_ws_messages_in++;
     handle_message(c, c->rx.p ? c->rx.p : "", c->rx.len);
-    if (c->rx.cap > RX_KEEP_BYTES)
-        rtlog_buf_free(&c->rx);
-    else
-        rtlog_buf_clear(&c->rx);
+    /* Between messages a connection holds no reassembly buffer: most are idle after their
+     * auth message (the browser client's), and one malloc per message is small next to
+     * parsing it (tools/bench/RESULTS.md, issue 5 idle). */
+    rtlog_buf_free(&c->rx);
     return 0;
 }
 
@@ -364,6 +367,7 @@ int ws_check_announced(struct conn *c)
     LOG_INFO("conn=%" PRIu64 " closed: a frame header announces %" PRIu64
              " more bytes (limit %" PRIu64 ")",
              c->id, remaining, preauth ? s->cfg.max_preauth_bytes : s->cfg.max_ws_message);
+    c->close_drain = 1; /* the announced payload may be on its way */
     ws_close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                   preauth ? "too much data before auth" : "message too big");
     return 1;
@@ -386,11 +390,31 @@ static int write_text(struct conn *c, const char *p, size_t len)
     return n < (int)len ? -1 : 0;
 }
 
+/* Hand the close frame to lws (-1 after lws_close_reason): it sends it at the next POLLOUT
+ * and then waits for the peer's close, reading and dropping whatever still arrives, for up
+ * to its close-ack timeout (5 s; RFC 6455 7.1.1). lws 4.1.6 calls WRITEABLE once more after
+ * sending it, and a second -1 there closes the socket at once. That is what a refusal or an
+ * end of stream wants (the peer may never answer; nothing of it is unread). A close for
+ * input past a limit (close_drain) must not: the flood is still arriving, closing with it
+ * unread makes the kernel answer RST, and a client still writing then fails its write and
+ * drops the close frame it had received; so there ws_writeable() returns 0 and lws drains
+ * until the peer's close (measured: 5.0 s and 0.8 s of server CPU for a client that floods
+ * without end and never answers). */
+static int close_now(struct conn *c, int code, const char *reason)
+{
+    c->close_handed = 1;
+    lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason,
+                     strlen(reason));
+    return -1;
+}
+
 int ws_writeable(struct conn *c)
 {
     struct srv *s = c->srv;
     struct lws *wsi = c->wsi;
 
+    if (c->close_handed)
+        return c->close_drain ? 0 : -1;
     if (c->err_pending) {
         c->err_pending = 0;
         if (write_text(c, c->rare->err_json, strlen(c->rare->err_json)))
@@ -398,12 +422,8 @@ int ws_writeable(struct conn *c)
         srv_want_write(c); /* the close follows at the next WRITEABLE */
         return 0;
     }
-    if (c->close_code) {
-        lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)(c->rare ? c->rare->close_reason : ""),
-                         c->rare ? strlen(c->rare->close_reason) : 0);
-        return -1;
-    }
+    if (c->close_code)
+        return close_now(c, c->close_code, c->rare ? c->rare->close_reason : "");
     /* Control replies go out before authentication too (only the one pre-auth hint can be
      * queued then); heartbeats and events only once the stream has started. */
     if (c->nctl) {
@@ -432,10 +452,8 @@ int ws_writeable(struct conn *c)
         srv_want_write(c); /* frames may be pending behind the heartbeat */
         return 0;
     }
-    if (c->sub_done) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"end of stream", 13);
-        return -1;
-    }
+    if (c->sub_done)
+        return close_now(c, LWS_CLOSE_STATUS_NORMAL, "end of stream");
     rtlog_buf *w = &s->wbuf;
     rtlog_buf_clear(w);
     if (rtlog_buf_reserve(w, LWS_PRE + 256) != RTLOG_OK)
@@ -461,11 +479,8 @@ int ws_writeable(struct conn *c)
     }
     if (st == RTLOG_REPLAY_END) {
         c->sub_done = 1;
-        if (!len) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"end of stream",
-                             13);
-            return -1;
-        }
+        if (!len)
+            return close_now(c, LWS_CLOSE_STATUS_NORMAL, "end of stream");
         srv_want_write(c);
     } else if (st == RTLOG_REPLAY_MORE) {
         srv_want_write(c);

@@ -7,7 +7,9 @@
  * a 200 header; WS: the 101 of a minimal RFC 6455 handshake), keeps reading whatever the
  * server sends while it holds them, and reads the server's VmRSS (and its anon/file/shmem
  * parts) from /proc/<pid>/status before opening and after holding. The figure is
- * (after - before) / conns. Sockets close with RST so 10,000 client ports do not linger in
+ * (after - before) / conns. --auth-msg (WS) authenticates each socket the way the browser
+ * client does (server/ui/rtlog-client.js): no ?token=, a first {"type":"auth","token":...}
+ * text frame right after the 101. Sockets close with RST so 10,000 client ports do not linger in
  * TIME_WAIT between runs. Bounded: it gives up after --connect-secs.
  */
 #include <arpa/inet.h>
@@ -44,8 +46,8 @@ static int port = 8080, server_pid, ep;
 static unsigned nconns = 10000;
 static double hold_secs = 5, connect_secs = 120;
 static struct conn *conns;
-static char req[8192];
-static size_t req_len;
+static char req[8192], auth_frame[8192];
+static size_t req_len, auth_len;
 static unsigned open_ok, failed;
 static uint64_t bytes_in;
 
@@ -165,6 +167,10 @@ static void conn_event(unsigned i, uint32_t events)
             conn_fail(c, c->hbuf);
             return;
         }
+        if (auth_len && write(c->fd, auth_frame, auth_len) != (ssize_t)auth_len) {
+            conn_fail(c, "auth message write");
+            return;
+        }
         c->state = S_OPEN;
         open_ok++;
     }
@@ -199,7 +205,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_idle --port N --path P --server-pid PID [--mode sse|ws]\n"
             "         [--host 127.0.0.1] [--token JWT (Authorization: Bearer; for WS put\n"
-            "         ?token= in --path)] [--conns 10000] [--hold-secs 5]\n"
+            "         ?token= in --path)] [--auth-msg JWT (WS: a first auth message instead)]\n"
+            "         [--conns 10000] [--hold-secs 5]\n"
             "Subscribe to an empty stream (or give a cursor at its head): otherwise every\n"
             "connection first replays the history and is not idle.\n"
             "Prints one `idle key=value ...` line; exit 0 only if every connection opened\n"
@@ -213,7 +220,8 @@ int main(int argc, char **argv)
         {"host", 1, 0, 'h'},      {"port", 1, 0, 'p'},       {"path", 1, 0, 'P'},
         {"token", 1, 0, 't'},     {"mode", 1, 0, 'm'},       {"conns", 1, 0, 'n'},
         {"hold-secs", 1, 0, 'H'}, {"server-pid", 1, 0, 'x'}, {"connect-secs", 1, 0, 'c'},
-        {0, 0, 0, 0}};
+        {"auth-msg", 1, 0, 'a'},  {0, 0, 0, 0}};
+    const char *auth_tok = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
@@ -226,6 +234,7 @@ int main(int argc, char **argv)
         case 'H': hold_secs = atof(optarg); break;
         case 'x': server_pid = atoi(optarg); break;
         case 'c': connect_secs = atof(optarg); break;
+        case 'a': auth_tok = optarg; break;
         default: usage();
         }
     }
@@ -245,6 +254,23 @@ int main(int argc, char **argv)
                      path, host, token ? "Authorization: Bearer " : "", token ? token : "",
                      token ? "\r\n" : "");
     req_len = (size_t)n;
+    if (auth_tok) {
+        /* one masked text frame (RFC 6455 5.2; a client must mask), 16-bit length form */
+        char msg[6000];
+        int ml = snprintf(msg, sizeof msg, "{\"type\":\"auth\",\"token\":\"%s\"}", auth_tok);
+        if (strcmp(mode, "ws") || ml < 126 || ml >= (int)sizeof msg)
+            usage();
+        static const unsigned char key[4] = {0x12, 0x34, 0x56, 0x78};
+        unsigned char *f = (unsigned char *)auth_frame;
+        f[0] = 0x81;
+        f[1] = 0x80 | 126;
+        f[2] = (unsigned char)(ml >> 8);
+        f[3] = (unsigned char)ml;
+        memcpy(f + 4, key, 4);
+        for (int i = 0; i < ml; i++)
+            f[8 + i] = (unsigned char)msg[i] ^ key[i & 3];
+        auth_len = 8 + (size_t)ml;
+    }
     conns = calloc(nconns, sizeof *conns);
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (!conns || ep < 0)
