@@ -94,6 +94,7 @@ struct sub {
     uint64_t tokens;      /* slow: bytes it may still read */
     uint64_t paced_bytes; /* slow: bytes read while paced */
     uint64_t closes;      /* times the server closed it */
+    uint64_t start_k;     /* it holds every event from this index on (fast: after --backlog) */
 };
 
 struct pubc {
@@ -115,6 +116,7 @@ struct opts {
     unsigned storm_pending; /* 0: every reconnect at once; else at most this many
                              * handshakes in flight (the rest start as those finish) */
     unsigned slow, stalled, slow_bps, slow_rcvbuf;
+    unsigned backlog; /* events stored before anyone subscribes (rtlog) */
 };
 
 struct hist {
@@ -297,14 +299,19 @@ static void write_all_blocking(int fd, const char *p, size_t n)
 /* Blocking one-shot request (setup only): returns the HTTP status, or -1. */
 static int http_once(const char *method, const char *path, const char *ctype, const char *body)
 {
-    char req[8192], resp[4096];
+    char resp[4096];
+    size_t cap = strlen(body) + strlen(path) + (o.token ? strlen(o.token) : 0) + 1024;
+    char *req = malloc(cap);
+    if (!req)
+        die("malloc");
     int fd = tcp_connect(0, 0);
-    int n = snprintf(req, sizeof req,
+    int n = snprintf(req, cap,
                      "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      method, path, o.host, o.token ? "Authorization: Bearer " : "",
                      o.token ? o.token : "", o.token ? "\r\n" : "", ctype, strlen(body), body);
     write_all_blocking(fd, req, (size_t)n);
+    free(req);
     ssize_t r = read(fd, resp, sizeof resp - 1);
     close(fd);
     if (r < 12)
@@ -353,9 +360,10 @@ static size_t sub_request(const struct sub *s, char *req, size_t cap)
 {
     char resume[128] = "", path[4096];
     const char *p = o.sub_path;
-    if (s->resumed && o.proto == PROTO_SSE && s->last_id_str[0])
+    /* a resume point: after a storm or a close, or a fast subscriber skipping --backlog */
+    if (o.proto == PROTO_SSE && s->last_id_str[0])
         snprintf(resume, sizeof resume, "Last-Event-ID: %s\r\n", s->last_id_str);
-    if (s->resumed && o.proto == PROTO_WS && o.target == TARGET_RTLOG) {
+    if ((s->resumed || s->last_id) && o.proto == PROTO_WS && o.target == TARGET_RTLOG) {
         snprintf(path, sizeof path, "%s%slastEventId=%" PRIu64, o.sub_path,
                  strchr(o.sub_path, '?') ? "&" : "?", s->last_id);
         p = path;
@@ -752,25 +760,12 @@ static void pub_connect(unsigned i)
     ep_add(p->fd, EPOLLIN, TAG_PUB | i);
 }
 
-/* Build and write one POST carrying events [k0, k0+n). */
-static void pub_send(unsigned i, uint64_t k0, unsigned n)
+/* Write events [k0, k0+n) into @body (room for n * (event_bytes + 64)): one JSON object, or
+ * NDJSON when n > 1. @t: publish time, @sch: scheduled time (CLOCK_REALTIME ns). Returns
+ * the length. */
+static size_t build_events(char *body, uint64_t t, uint64_t sch, uint64_t k0, unsigned n)
 {
-    struct pubc *p = &pubs[i];
-    size_t need = 1024 + (size_t)n * (o.event_bytes + 64) + (o.token ? strlen(o.token) : 0);
-    if (need > pubbuf_cap) {
-        free(pubbuf);
-        pubbuf_cap = need * 2;
-        pubbuf = malloc(pubbuf_cap);
-        if (!pubbuf)
-            die("malloc");
-    }
-    char *body = pubbuf + 1024 + (o.token ? strlen(o.token) : 0);
     size_t blen = 0;
-    uint64_t t = now_ns(CLOCK_REALTIME);
-    uint64_t sch = sched0_ns + (k0 / o.batch) * period_ns;
-    if (!first_post_ns)
-        first_post_ns = t;
-    last_post_ns = t;
     for (unsigned j = 0; j < n; j++) {
         int m = snprintf(body + blen, o.event_bytes + 64,
                          "{\"type\":\"step_log\",\"nodeId\":\"bench\",\"level\":\"info\","
@@ -786,6 +781,49 @@ static void pub_send(unsigned i, uint64_t k0, unsigned n)
         if (n > 1)
             body[blen++] = '\n';
     }
+    return blen;
+}
+
+/* --backlog: store events [0, backlog) before anyone subscribes, 500 per POST. */
+static void post_backlog(void)
+{
+    char *body = malloc((size_t)500 * (o.event_bytes + 64) + 1);
+    if (!body)
+        die("malloc");
+    for (uint64_t k = 0; k < o.backlog; k += 500) {
+        unsigned n = o.backlog - k < 500 ? (unsigned)(o.backlog - k) : 500;
+        uint64_t t = now_ns(CLOCK_REALTIME);
+        size_t blen = build_events(body, t, t, k, n);
+        body[blen] = 0;
+        int st = http_once("POST", o.pub_path, n > 1 ? "application/x-ndjson" : "application/json",
+                           body);
+        if (st < 200 || st >= 300) {
+            fprintf(stderr, "bench_fanout: posting the backlog answered %d\n", st);
+            exit(2);
+        }
+    }
+    free(body);
+}
+
+/* Build and write one POST carrying events [k0, k0+n). */
+static void pub_send(unsigned i, uint64_t k0, unsigned n)
+{
+    struct pubc *p = &pubs[i];
+    size_t need = 1024 + (size_t)n * (o.event_bytes + 64) + (o.token ? strlen(o.token) : 0);
+    if (need > pubbuf_cap) {
+        free(pubbuf);
+        pubbuf_cap = need * 2;
+        pubbuf = malloc(pubbuf_cap);
+        if (!pubbuf)
+            die("malloc");
+    }
+    char *body = pubbuf + 1024 + (o.token ? strlen(o.token) : 0);
+    uint64_t t = now_ns(CLOCK_REALTIME);
+    uint64_t sch = sched0_ns + ((k0 - o.backlog) / o.batch) * period_ns;
+    if (!first_post_ns)
+        first_post_ns = t;
+    last_post_ns = t;
+    size_t blen = build_events(body, t, sch, k0, n);
     char hdr[1024 + 4096];
     int hl = snprintf(hdr, sizeof hdr,
                       "POST %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Type: %s\r\n"
@@ -884,6 +922,17 @@ static void pub_event(unsigned i)
 
 /* ---- main ----------------------------------------------------------------------------- */
 
+/* Events the subscribers should hold by now (@all: every one; else the live ones): the
+ * acknowledged ones, plus the backlog for those that started from the beginning. */
+static uint64_t expected_now(int all)
+{
+    uint64_t e = 0;
+    for (unsigned i = 0; i < o.subs; i++)
+        if (all || subs[i].state != S_DEAD)
+            e += o.backlog + acked_events - subs[i].start_k;
+    return e;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -893,6 +942,7 @@ static void usage(void)
             "         [--pub-conns 16] [--server-pid PID] [--drain-secs 10]\n"
             "         [--pub-deadline SECS] [--storm-at SECS] [--storm-pending N]\n"
             "         [--slow N] [--slow-bps 1024] [--stalled M] [--slow-rcvbuf 4096]\n"
+            "         [--backlog N]\n"
             "One stream, --subs SSE (or WS) subscribers, --rate events/s for --secs seconds,\n"
             "posted --batch events per POST every batch/rate seconds (batch > 1: NDJSON, rtlog\n"
             "only). --pub-deadline: stop posting that many seconds after the first POST even if\n"
@@ -903,7 +953,9 @@ static void usage(void)
             "bytes/s, the M after them nothing after the headers (both with SO_RCVBUF\n"
             "--slow-rcvbuf); closed ones resume from their last id; after publishing all read\n"
             "freely; every stalled one must have been closed by the server (so --secs must\n"
-            "exceed its --stall-timeout). Prints one `fanout key=value ...` line; exit 0 only if\n"
+            "exceed its --stall-timeout). --backlog N (rtlog): N events are stored first; fast\n"
+            "subscribers start after them (Last-Event-ID), slow and stalled ones at seq 1.\n"
+            "Prints one `fanout key=value ...` line; exit 0 only if\n"
             "every acknowledged event reached every subscriber exactly once (rtlog: in seq\n"
             "order).\n");
     exit(2);
@@ -919,7 +971,7 @@ static void parse_args(int argc, char **argv)
         {"pub-conns", 1, 0, 'c'},   {"server-pid", 1, 0, 'x'},  {"drain-secs", 1, 0, 'd'},
         {"proto", 1, 0, 'w'},       {"pub-deadline", 1, 0, 'D'}, {"storm-at", 1, 0, 'R'},
         {"storm-pending", 1, 0, 'N'}, {"slow", 1, 0, 'L'},        {"slow-bps", 1, 0, 'B'},
-        {"stalled", 1, 0, 'Z'},     {"slow-rcvbuf", 1, 0, 'F'},
+        {"stalled", 1, 0, 'Z'},     {"slow-rcvbuf", 1, 0, 'F'}, {"backlog", 1, 0, 'K'},
         {"help", 0, 0, '?'},        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -953,6 +1005,7 @@ static void parse_args(int argc, char **argv)
         case 'B': o.slow_bps = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'Z': o.stalled = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'F': o.slow_rcvbuf = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'K': o.backlog = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'w':
             if (!strcmp(optarg, "sse"))
                 o.proto = PROTO_SSE;
@@ -967,7 +1020,8 @@ static void parse_args(int argc, char **argv)
     if (!o.sub_path || !o.pub_path || !o.subs || !o.rate || !o.secs || !o.batch ||
         !o.pub_conns || o.event_bytes < 96 || o.event_bytes > 60000 ||
         (o.batch > 1 && o.target == TARGET_NCHAN) || o.slow + o.stalled >= o.subs ||
-        ((o.slow || o.stalled) && o.storm_at > 0) || (o.slow && o.slow_bps < 1000 / PACE_MS))
+        ((o.slow || o.stalled) && o.storm_at > 0) ||
+        (o.backlog && (o.target != TARGET_RTLOG || !o.create_path || o.storm_at > 0)) || (o.slow && o.slow_bps < 1000 / PACE_MS))
         usage();
 }
 
@@ -977,6 +1031,7 @@ int main(int argc, char **argv)
     total_events = (uint64_t)o.rate * o.secs;
     total_events -= total_events % o.batch;
     uint64_t total_posts = total_events / o.batch;
+    total_events += o.backlog; /* indexes [0, backlog) are the backlog's */
     hist_init(&lat);
     hist_init(&e2e);
     hist_init(&ack);
@@ -990,6 +1045,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (o.backlog)
+        post_backlog();
 
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
@@ -1007,6 +1064,11 @@ int main(int argc, char **argv)
         subs[i].role = i >= o.subs - o.stalled            ? R_STALLED
                        : i >= o.subs - o.stalled - o.slow ? R_SLOW
                                                           : R_FAST;
+        if (subs[i].role == R_FAST && o.backlog) { /* from the head: live only */
+            subs[i].start_k = subs[i].next_k = o.backlog;
+            subs[i].last_id = o.backlog; /* seq = index + 1 */
+            snprintf(subs[i].last_id_str, sizeof subs[i].last_id_str, "%u", o.backlog);
+        }
     }
 
     /* 1. Open every subscriber (at most MAX_PENDING handshakes at once) and wait for the
@@ -1121,7 +1183,7 @@ int main(int argc, char **argv)
         /* Post every due batch on a free connection; what waits is the backlog. */
         for (unsigned i = 0; i < o.pub_conns && due && posts < total_posts; i++) {
             if (!pubs[i].busy) {
-                pub_send(i, posts * o.batch, o.batch);
+                pub_send(i, o.backlog + posts * o.batch, o.batch);
                 posts++;
                 due--;
             }
@@ -1146,7 +1208,7 @@ int main(int argc, char **argv)
                 if (pfd >= 0)
                     pace_end();
             }
-            expected_delivered = acked_events * (o.subs - sub_failures);
+            expected_delivered = expected_now(0);
             if (delivered_all >= expected_delivered && (!stormed || storm_live_n >= o.subs))
                 break;
             if ((double)(now - t_last_ack) / 1e9 > o.drain_secs)
@@ -1178,8 +1240,8 @@ int main(int argc, char **argv)
             fast_uniq += subs[i].unique;
         if (subs[i].role == R_STALLED)
             stalled_closed_subs += subs[i].closes > 0;
-        if (subs[i].role != R_FAST && subs[i].unique < acked_events)
-            paced_missing += acked_events - subs[i].unique;
+        if (subs[i].role != R_FAST && subs[i].unique < o.backlog + acked_events)
+            paced_missing += o.backlog + acked_events - subs[i].unique;
         uniq += subs[i].unique;
         dups += subs[i].dups;
         order += subs[i].order_errs;
@@ -1188,7 +1250,7 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < o.pub_conns; i++)
         close(pubs[i].fd);
-    expected_delivered = acked_events * o.subs;
+    expected_delivered = expected_now(1);
     long tck = sysconf(_SC_CLK_TCK);
     double srv_cpu_s = (double)(cpu1 - cpu0) / (double)tck;
     double cli_cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
@@ -1206,7 +1268,10 @@ int main(int argc, char **argv)
     printf("fanout target=%s proto=%s subs=%u rate=%u secs=%u batch=%u event_bytes=%u"
            " pub_conns=%u offered=%" PRIu64,
            o.target == TARGET_RTLOG ? "rtlog" : "nchan", o.proto == PROTO_WS ? "ws" : "sse",
-           o.subs, o.rate, o.secs, o.batch, o.event_bytes, o.pub_conns, total_events);
+           o.subs, o.rate, o.secs, o.batch, o.event_bytes, o.pub_conns,
+           total_events - o.backlog);
+    if (o.backlog)
+        printf(" backlog=%u", o.backlog);
     printf(" connect_s=%.2f published=%" PRIu64 " acked=%" PRIu64 " post_errors=%" PRIu64
            " max_backlog=%" PRIu64,
            connect_s, sent_events, acked_events, post_errors, max_backlog);
@@ -1234,18 +1299,18 @@ int main(int argc, char **argv)
         printf(" fast=%u slow=%u stalled=%u slow_bps=%u rcvbuf=%d slow_rx_Bps=%.0f"
                " slow_closed_subs=%" PRIu64 " slow_closes=%" PRIu64 " stalled_closed_subs=%" PRIu64
                " paced_s=%.2f catchup_s=%.2f paced_missing=%" PRIu64
-               " pub_start_ms=%" PRIu64 " frame_bytes=%.0f",
+               " frame_bytes=%.0f",
                o.subs - o.slow - o.stalled, o.slow, o.stalled, o.slow_bps, rcvbuf_eff,
                o.slow && paced_s > 0 ? (double)slow_bytes / o.slow / paced_s : 0.0,
                slow_closed_subs, slow_closes, stalled_closed_subs, paced_s,
                t_pub_done && t_end > t_pub_done ? (double)(t_end - t_pub_done) / 1e9 : 0.0,
-               paced_missing, pub_start_ms,
+               paced_missing,
                fast_uniq ? (double)fast_bytes / (double)fast_uniq : 0.0);
     printf(" server_cpu_s=%.2f server_cpu_pct=%.1f server_cpu_us_per_delivery=%.3f"
-           " client_cpu_pct=%.1f machine_busy_pct=%.0f ncpu=%ld\n",
+           " client_cpu_pct=%.1f machine_busy_pct=%.0f ncpu=%ld pub_start_ms=%" PRIu64 "\n",
            srv_cpu_s, wall > 0 ? 100.0 * srv_cpu_s / wall : 0.0,
            uniq ? srv_cpu_s * 1e6 / (double)uniq : 0.0, wall > 0 ? 100.0 * cli_cpu_s / wall : 0.0,
-           machine_pct, ncpu);
+           machine_pct, ncpu, pub_start_ms);
     int ok = missing == 0 && dups == 0 && order == 0 && post_errors == 0 && sub_failures == 0 &&
              acked_events == sent_events && (!stormed || storm_live_n == o.subs) &&
              stalled_closed_subs == o.stalled;
