@@ -1147,6 +1147,7 @@ int main(int argc, char **argv)
     timerfd_settime(tfd, 0, &its, NULL);
 
     uint64_t due = 0, posts = 0, expected_delivered = 0;
+    unsigned pub_next = 0; /* the connection to try first */
     int timer_on = 1, stormed = 0;
     for (;;) {
         int n = epoll_wait(ep, evs, 1024, 20);
@@ -1180,10 +1181,15 @@ int main(int argc, char **argv)
         if (o.pub_deadline > 0 && posts < total_posts &&
             (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9 >= o.pub_deadline)
             total_posts = posts; /* saturated: stop offering, deliver what was accepted */
-        /* Post every due batch on a free connection; what waits is the backlog. */
-        for (unsigned i = 0; i < o.pub_conns && due && posts < total_posts; i++) {
+        /* Post every due batch on a free connection; what waits is the backlog. Free
+         * connections are taken in turn: at a low rate the first one alone would do, and
+         * the others would sit idle until the server's keep-alive timeout closed one just
+         * as a POST was written to it. */
+        for (unsigned j = 0; j < o.pub_conns && due && posts < total_posts; j++) {
+            unsigned i = (pub_next + j) % o.pub_conns;
             if (!pubs[i].busy) {
                 pub_send(i, o.backlog + posts * o.batch, o.batch);
+                pub_next = i + 1;
                 posts++;
                 due--;
             }

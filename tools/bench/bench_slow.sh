@@ -45,7 +45,10 @@ echo "== shape: rate=$RATE batch=$BATCH secs=$SECS stall_timeout=$STALL fast=$NF
     "slow=$NSLOW (1024 B/s) stalled=$NSTALLED event_bytes=$EBYTES backlog=$BACKLOG"
 
 # sampler FILE: one line a second until killed: t_ms rss_kb mdb_bytes readers sse
-# queued_1mb stalled_closed tcp_mem_pages max_sendq_bytes
+# queued_1mb stalled_closed tcp_mem_pages max_sendq_bytes txnids last_txnid (txnids: the
+# snapshots of the open read transactions, comma-separated, "-" for none; last_txnid: the
+# store's last commit. A pinned snapshot is one seen in consecutive samples while commits
+# go on past it; once writes stop every reader sees the same txnid and that says nothing.)
 sampler() {
     local f=$1 m
     while kill -0 "$SRV_PID" 2>/dev/null; do
@@ -53,13 +56,17 @@ sampler() {
         echo "$(date +%s%3N)" \
             "$(awk '/^VmRSS:/ { print $2 }' "/proc/$SRV_PID/status" 2>/dev/null || echo 0)" \
             "$(stat -c %s "$DATA/data.mdb" 2>/dev/null || echo 0)" \
-            "$(mdb_stat -r "$DATA" 2>/dev/null | awk 'NR > 2 && $3 != "-" { n++ } END { print n + 0 }')" \
+            "$(mdb_stat -e -r "$DATA" >"$f.mdb" 2>/dev/null
+               awk '/^ +[0-9]+ +[0-9a-f]+ +([0-9]+|-)$/ && $3 != "-" { n++ } END { print n + 0 }' "$f.mdb")" \
             "$(echo "$m" | awk '/^rtlog_connections\{transport="sse"\}/ { print $2 }')" \
             "$(ss -Htn state established "( sport = :$PORT )" >"$f.ss"
                awk '$2 > 1000000 { n++ } END { print n + 0 }' "$f.ss")" \
             "$(echo "$m" | awk '/^rtlog_stalled_closed_total/ { print $2 }')" \
             "$(awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat)" \
             "$(awk '$2 > m { m = $2 } END { print m + 0 }' "$f.ss")" \
+            "$(awk '/^ +[0-9]+ +[0-9a-f]+ +[0-9]+$/ { t = t (t ? "," : "") $3 }
+                END { print t ? t : "-" }' "$f.mdb")" \
+            "$(awk '/Last transaction ID:/ { print $4 }' "$f.mdb")" \
             >>"$f"
         sleep 1
     done
@@ -83,10 +90,17 @@ one() { # one LABEL RUN [bench flags...]
         --rate "$RATE" --batch "$BATCH" --secs "$SECS" --event-bytes "$EBYTES" \
         --backlog "$BACKLOG" --pub-conns 16 --pub-deadline $((SECS + 15)) --drain-secs 120 "$@"
     stop_pid "$spid"
-    local mdb1
+    local mdb1 pub
     mdb1=$(stat -c %s "$DATA/data.mdb")
     stop_rtlog
+    pub=$(awk -v l="$label" '$1 == l' "$RESULTS" | tail -1 | grep -o ' published=[0-9]*' |
+        cut -d= -f2)
     echo "$label.mdb rc=0 mdb_before=$mdb0 mdb_after=$mdb1 mdb_growth=$((mdb1 - mdb0))" \
+        "mdb_bytes_per_event=$(((mdb1 - mdb0) / (BACKLOG + ${pub:-0} + 1)))" \
+        "txn_pinned_samples_max=$(awk '{ split($10, r, ","); c = 0
+            for (i in r) if (r[i] != "-" && (r[i] in prev) && $11 > r[i]) c = 1
+            n = c ? n + 1 : 0; if (n > m) m = n
+            delete prev; for (i in r) prev[r[i]] = 1 } END { print m + 0 }' "$smp")" \
         "rss_peak_kb=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$smp")" \
         "readers_max=$(awk '$4 > m { m = $4 } END { print m + 0 }' "$smp")" \
         "tcp_mem_peak_pages=$(awk '$8 > m { m = $8 } END { print m + 0 }' "$smp")" \
@@ -127,8 +141,9 @@ for l in a b; do
     echo "   server CPU % $(summ $l server_cpu_pct)  client CPU % $(summ $l client_cpu_pct)" \
         " machine busy % (200 = both cores) $(summ $l machine_busy_pct)"
     echo "   RSS peak KiB $(summ $l.mdb rss_peak_kb)  data.mdb growth B $(summ $l.mdb mdb_growth)" \
-        " read txns open max $(summ $l.mdb readers_max)  kernel TCP mem peak pages" \
-        "$(summ $l.mdb tcp_mem_peak_pages)"
+        " (per event stored $(summ $l.mdb mdb_bytes_per_event))  read txns open max" \
+        "$(summ $l.mdb readers_max), samples in a row holding one snapshot while commits went past it" \
+        "$(summ $l.mdb txn_pinned_samples_max)  kernel TCP mem peak pages $(summ $l.mdb tcp_mem_peak_pages)"
 done
 echo "b: slow closed by the server $(summ b slow_closed_subs) of $NSLOW (closes $(summ b slow_closes))," \
     "stalled closed $(summ b stalled_closed_subs) of $NSTALLED, slow read B/s $(summ b slow_rx_Bps)," \
