@@ -36,7 +36,11 @@
  * stream closed by the server (EOF once the queued bytes are read: a server that had not
  * closed it would have nothing more to send), resume, and in the end every subscriber must
  * hold every acknowledged event exactly once, in seq order. lat/e2e are then the fast
- * subscribers' alone; --secs must exceed the server's --stall-timeout by a few seconds.
+ * subscribers' alone. The server's socket buffer (Linux autotunes it up to 4 MiB) must fill
+ * before its stall clock starts, so --secs must exceed that fill time plus the server's
+ * --stall-timeout; --backlog N stores N events first, which the fast subscribers skip
+ * (Last-Event-ID: N) and the slow and stalled ones read from seq 1, filling it at once. A
+ * slow reader learns of its close only after reading what was queued before the FIN.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +76,7 @@ enum { R_FAST, R_SLOW, R_STALLED };
 #define TAG_TIMER   (1ull << 60)
 #define TAG_MASK    (TAG_SUB | TAG_PUB | TAG_TIMER)
 #define MAX_PENDING 256 /* subscribers connecting at once (listen backlog stays small) */
-#define PACE_MS     100 /* slow readers' tick; stalled ones' receive-queue watch */
+#define PACE_MS     100 /* slow readers' tick */
 
 struct sub {
     int fd;
@@ -953,11 +957,10 @@ static void usage(void)
             "bytes/s, the M after them nothing after the headers (both with SO_RCVBUF\n"
             "--slow-rcvbuf); closed ones resume from their last id; after publishing all read\n"
             "freely; every stalled one must have been closed by the server (so --secs must\n"
-            "exceed its --stall-timeout). --backlog N (rtlog): N events are stored first; fast\n"
-            "subscribers start after them (Last-Event-ID), slow and stalled ones at seq 1.\n"
-            "Prints one `fanout key=value ...` line; exit 0 only if\n"
-            "every acknowledged event reached every subscriber exactly once (rtlog: in seq\n"
-            "order).\n");
+            "exceed its socket's fill time plus --stall-timeout). --backlog N (rtlog): N events\n"
+            "are stored first; fast subscribers start after them (Last-Event-ID), slow and\n"
+            "stalled ones at seq 1. Prints one `fanout key=value ...` line; exit 0 only if every\n"
+            "acknowledged event reached every subscriber exactly once (rtlog: in seq order).\n");
     exit(2);
 }
 

@@ -11,10 +11,11 @@
 # (Last-Event-ID), the slow and stalled ones at seq 1, so they read from the store and fill
 # the server's socket buffer (up to 4 MiB with Linux's default tcp_wmem) at once; without
 # that, a stalled socket at 1,000 events/s would take ~13 s to fill before its stall clock
-# even starts. While a run lasts, every second: server RSS, data.mdb size, LMDB read
-# transactions open (mdb_stat -r), SSE connections, the server's stream sockets with more
-# than 1 MB queued and the largest queue (Send-Q, from ss: a full 4 MiB buffer holds ~2.9 MB
-# of payload), rtlog_stalled_closed_total and the kernel's TCP memory (sockstat).
+# even starts. While a run lasts, every second (plus the sampling's own time, ~0.2-1 s on
+# a loaded machine): server RSS, data.mdb size, LMDB read transactions open (mdb_stat -e -r,
+# package lmdb-utils), SSE connections, the server's stream sockets with more than 1 MB
+# queued and the largest queue (Send-Q, from ss: a full 4 MiB buffer held ~1.99 MB of
+# 285-byte frames here), rtlog_stalled_closed_total and the kernel's TCP memory (sockstat).
 # Prints each run's line, the sample curves and a summary: fast p50/p99 (a) and (b), the
 # ratio fast-p99(b)/fast-p99(a) per pair, RSS peak, data.mdb growth, stall closes, resumes.
 # usage: tools/bench/bench_slow.sh [--runs 3] [--rate 1000] [--batch 10] [--secs 30]
