@@ -26,6 +26,21 @@
  * (Last-Event-ID for SSE, ?lastEventId= for WS). A subscriber is "live again" when its new
  * stream is open and it holds every event published before it sent its new request; the
  * time from the drop to that moment is reported per subscriber (p50/p99/max).
+ * --slow N / --stalled M make the last N+M subscribers slow and stalled consumers (issue 6
+ * hardening, CONTRACT "Errors and limits"): a slow one reads at most --slow-bps bytes/s
+ * (small reads every 100 ms), a stalled one reads nothing after its response headers; both
+ * ask for a small SO_RCVBUF (--slow-rcvbuf) so the server's socket really fills. When the
+ * server closes one of them (its stall timeout: the socket accepted no bytes for that long),
+ * it reconnects at once with its Last-Event-ID (?lastEventId= for WS) and goes on as before.
+ * Once publishing is over both kinds read at full speed: a stalled one must then find its
+ * stream closed by the server (EOF once the queued bytes are read: a server that had not
+ * closed it would have nothing more to send), resume, and in the end every subscriber must
+ * hold every acknowledged event exactly once, in seq order. lat/e2e are then the fast
+ * subscribers' alone. The server's socket buffer (Linux autotunes it up to 4 MiB) must fill
+ * before its stall clock starts, so --secs must exceed that fill time plus the server's
+ * --stall-timeout; --backlog N stores N events first, which the fast subscribers skip
+ * (Last-Event-ID: N) and the slow and stalled ones read from seq 1, filling it at once. A
+ * slow reader learns of its close only after reading what was queued before the FIN.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +65,7 @@
 enum { TARGET_RTLOG, TARGET_NCHAN };
 enum { PROTO_SSE, PROTO_WS };
 enum { S_CONNECTING, S_HDRWAIT, S_OPEN, S_DEAD, S_IDLE };
+enum { R_FAST, R_SLOW, R_STALLED };
 
 #define SUB_BUF     (64 * 1024)
 #define HIST_US     (2 * 1000 * 1000) /* 1 us bins below 2 s ... */
@@ -60,6 +76,7 @@ enum { S_CONNECTING, S_HDRWAIT, S_OPEN, S_DEAD, S_IDLE };
 #define TAG_TIMER   (1ull << 60)
 #define TAG_MASK    (TAG_SUB | TAG_PUB | TAG_TIMER)
 #define MAX_PENDING 256 /* subscribers connecting at once (listen backlog stays small) */
+#define PACE_MS     100 /* slow readers' tick */
 
 struct sub {
     int fd;
@@ -75,6 +92,13 @@ struct sub {
     int resumed;          /* reconnected after the storm */
     uint64_t need_k;      /* live again once next_k >= need_k (events sent before resuming) */
     int live;             /* counted as live again */
+    /* slow and stalled consumers */
+    int role;             /* R_FAST, R_SLOW, R_STALLED */
+    int paced;            /* reads are driven by the tick (slow) or stopped (stalled) */
+    uint64_t tokens;      /* slow: bytes it may still read */
+    uint64_t paced_bytes; /* slow: bytes read while paced */
+    uint64_t closes;      /* times the server closed it */
+    uint64_t start_k;     /* it holds every event from this index on (fast: after --backlog) */
 };
 
 struct pubc {
@@ -95,6 +119,8 @@ struct opts {
     double drain_secs, connect_secs, pub_deadline, storm_at;
     unsigned storm_pending; /* 0: every reconnect at once; else at most this many
                              * handshakes in flight (the rest start as those finish) */
+    unsigned slow, stalled, slow_bps, slow_rcvbuf;
+    unsigned backlog; /* events stored before anyone subscribes (rtlog) */
 };
 
 struct hist {
@@ -105,13 +131,16 @@ struct hist {
 static struct opts o = {
     .target = TARGET_RTLOG, .proto = PROTO_SSE, .host = "127.0.0.1", .port = 8080, .subs = 1000, .rate = 1000,
     .secs = 10, .batch = 1, .event_bytes = 200, .pub_conns = 16, .server_pid = 0,
-    .drain_secs = 10.0, .connect_secs = 60.0,
+    .drain_secs = 10.0, .connect_secs = 60.0, .slow_bps = 1024, .slow_rcvbuf = 4096,
 };
 
 static struct sub *subs;
 static struct pubc *pubs;
 static int ep;
 static uint64_t total_events, acked_events, sent_events, post_errors, sub_failures;
+static uint64_t delivered_all; /* unique events received, every subscriber */
+static uint64_t fast_bytes;    /* bytes the fast subscribers read (frame size = / events) */
+static int rcvbuf_eff;         /* SO_RCVBUF the kernel gave a slow/stalled socket */
 static uint64_t max_backlog;
 static struct hist lat, e2e, ack;
 static struct hist storm_open, storm_live; /* drop -> 200/101 again; drop -> live again */
@@ -213,13 +242,19 @@ static void machine_ticks(uint64_t *busy, uint64_t *total)
     *busy = *total - v[3] - v[4]; /* minus idle and iowait */
 }
 
-static int tcp_connect(int nonblock)
+/* @rcvbuf: SO_RCVBUF to ask for before connecting (the window is fixed then); 0 = default. */
+static int tcp_connect(int nonblock, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0)
         die("socket");
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (rcvbuf > 0) {
+        socklen_t l = sizeof rcvbuf_eff;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_eff, &l);
+    }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o.port)};
     if (inet_pton(AF_INET, o.host, &a.sin_addr) != 1) {
         fprintf(stderr, "bench_fanout: bad host %s\n", o.host);
@@ -268,14 +303,19 @@ static void write_all_blocking(int fd, const char *p, size_t n)
 /* Blocking one-shot request (setup only): returns the HTTP status, or -1. */
 static int http_once(const char *method, const char *path, const char *ctype, const char *body)
 {
-    char req[8192], resp[4096];
-    int fd = tcp_connect(0);
-    int n = snprintf(req, sizeof req,
+    char resp[4096];
+    size_t cap = strlen(body) + strlen(path) + (o.token ? strlen(o.token) : 0) + 1024;
+    char *req = malloc(cap);
+    if (!req)
+        die("malloc");
+    int fd = tcp_connect(0, 0);
+    int n = snprintf(req, cap,
                      "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      method, path, o.host, o.token ? "Authorization: Bearer " : "",
                      o.token ? o.token : "", o.token ? "\r\n" : "", ctype, strlen(body), body);
     write_all_blocking(fd, req, (size_t)n);
+    free(req);
     ssize_t r = read(fd, resp, sizeof resp - 1);
     close(fd);
     if (r < 12)
@@ -298,15 +338,36 @@ static void sub_fail(struct sub *s, const char *why)
     }
 }
 
+static void sub_start(unsigned i);
+static int paced_over; /* publishing is over: slow and stalled subscribers read freely */
+
+/* The server ended the stream. A fast subscriber has failed; a slow or stalled one was
+ * closed by the stall timeout, as the contract allows: it reconnects at once from its last
+ * id (resumed: Last-Event-ID / ?lastEventId=) and goes on as the same kind of reader. */
+static void sub_lost(struct sub *s, const char *why)
+{
+    if (s->role == R_FAST || s->state != S_OPEN) {
+        sub_fail(s, why);
+        return;
+    }
+    epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
+    close_rst(s->fd);
+    s->state = S_IDLE;
+    s->closes++;
+    s->resumed = 1;
+    sub_start((unsigned)(s - subs));
+}
+
 /* The subscriber's request: the stream path, plus its resume point after a storm
  * (Last-Event-ID for SSE; ?lastEventId= for rtlog WS: browsers cannot set headers there). */
 static size_t sub_request(const struct sub *s, char *req, size_t cap)
 {
     char resume[128] = "", path[4096];
     const char *p = o.sub_path;
-    if (s->resumed && o.proto == PROTO_SSE && s->last_id_str[0])
+    /* a resume point: after a storm or a close, or a fast subscriber skipping --backlog */
+    if (o.proto == PROTO_SSE && s->last_id_str[0])
         snprintf(resume, sizeof resume, "Last-Event-ID: %s\r\n", s->last_id_str);
-    if (s->resumed && o.proto == PROTO_WS && o.target == TARGET_RTLOG) {
+    if ((s->resumed || s->last_id) && o.proto == PROTO_WS && o.target == TARGET_RTLOG) {
         snprintf(path, sizeof path, "%s%slastEventId=%" PRIu64, o.sub_path,
                  strchr(o.sub_path, '?') ? "&" : "?", s->last_id);
         p = path;
@@ -333,7 +394,7 @@ static size_t sub_request(const struct sub *s, char *req, size_t cap)
 static void sub_start(unsigned i)
 {
     struct sub *s = &subs[i];
-    s->fd = tcp_connect(1);
+    s->fd = tcp_connect(1, s->role == R_FAST ? 0 : (int)o.slow_rcvbuf);
     s->state = S_CONNECTING;
     s->len = 0;
     ep_add(s->fd, EPOLLOUT, TAG_SUB | i);
@@ -388,8 +449,11 @@ static void sub_frame(struct sub *s, const char *p, size_t n, int has_id, uint64
     }
     s->seen[k >> 3] = (uint8_t)(s->seen[k >> 3] | (1u << (k & 7)));
     s->unique++;
+    delivered_all++;
     while (s->next_k < total_events && (s->seen[s->next_k >> 3] & (1u << (s->next_k & 7))))
         s->next_k++;
+    if (s->role != R_FAST)
+        return; /* latency is the fast subscribers' (a slow one's is its own choice) */
     hist_add(&lat, (int64_t)(rx_ns - t));
     hist_add(&e2e, (int64_t)(rx_ns - sch));
 }
@@ -484,7 +548,7 @@ static size_t sub_ws_parse(struct sub *s, size_t off, uint64_t rx_ns)
         } else if (op == 9) {
             ws_send(s, 10, pl, plen);
         } else if (op == 8) {
-            sub_fail(s, "server closed the WebSocket");
+            sub_lost(s, "server closed the WebSocket");
             return off;
         }
         off += hl + plen;
@@ -518,6 +582,13 @@ static void sub_parse(struct sub *s, uint64_t rx_ns)
         }
         off = (size_t)(h - s->buf) + 4;
         s->state = S_OPEN;
+        if (s->role != R_FAST && !paced_over) {
+            /* from now on the tick reads it (slow) or nothing does (stalled); epoll still
+             * reports an error or a hang-up */
+            s->paced = 1;
+            s->tokens = 0;
+            ep_mod(s->fd, 0, TAG_SUB | (uint64_t)(s - subs));
+        }
         if (s->resumed)
             hist_add(&storm_open, (int64_t)(now_ns(CLOCK_MONOTONIC) - storm_ns));
     }
@@ -570,18 +641,73 @@ static void sub_event(unsigned i, uint32_t events)
         ep_mod(s->fd, EPOLLIN, TAG_SUB | i);
         return;
     }
+    if (s->paced) { /* only an error or hang-up wakes a paced subscriber: the server left */
+        sub_lost(s, "connection lost");
+        return;
+    }
     for (int loops = 0; loops < 4; loops++) {
-        ssize_t r = read(s->fd, s->buf + s->len, SUB_BUF - s->len);
+        /* a slow or stalled one reads its headers in small pieces: what follows them is
+         * for its pace */
+        size_t want = s->role != R_FAST && s->state == S_HDRWAIT && !paced_over ? 256
+                                                                                 : SUB_BUF - s->len;
+        if (want > SUB_BUF - s->len)
+            want = SUB_BUF - s->len;
+        ssize_t r = read(s->fd, s->buf + s->len, want);
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (r <= 0) {
-            sub_fail(s, r == 0 ? "server closed the stream" : "read error");
+            sub_lost(s, r == 0 ? "server closed the stream" : "read error");
             return;
         }
         s->len += (size_t)r;
+        if (s->role == R_FAST)
+            fast_bytes += (uint64_t)r;
         sub_parse(s, now_ns(CLOCK_REALTIME));
-        if (s->state == S_DEAD || (size_t)r < SUB_BUF / 2)
+        if (s->state != S_OPEN && s->state != S_HDRWAIT)
             return;
+        if (s->paced || (size_t)r < want / 2 + 1)
+            return;
+    }
+}
+
+/* The pace tick (every PACE_MS): each slow subscriber reads what its byte rate allows. */
+static void pace_tick(void)
+{
+    uint64_t add = (uint64_t)o.slow_bps * PACE_MS / 1000;
+    for (unsigned i = 0; i < o.subs; i++) {
+        struct sub *s = &subs[i];
+        if (!s->paced || s->state != S_OPEN || s->role != R_SLOW)
+            continue;
+        s->tokens += add;
+        if (s->tokens > o.slow_bps) /* at most 1 s of credit */
+            s->tokens = o.slow_bps;
+        size_t want = SUB_BUF - s->len < s->tokens ? SUB_BUF - s->len : (size_t)s->tokens;
+        if (!want)
+            continue;
+        ssize_t r = read(s->fd, s->buf + s->len, want);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (r <= 0) {
+            sub_lost(s, r == 0 ? "server closed the stream" : "read error");
+            continue;
+        }
+        s->tokens -= (uint64_t)r;
+        s->paced_bytes += (uint64_t)r;
+        s->len += (size_t)r;
+        sub_parse(s, now_ns(CLOCK_REALTIME));
+    }
+}
+
+/* Publishing is over: slow and stalled subscribers read at full speed from now on (a
+ * stalled one first learns here whether the server closed it: EOF after the queued bytes). */
+static void pace_end(void)
+{
+    paced_over = 1;
+    for (unsigned i = 0; i < o.subs; i++) {
+        struct sub *s = &subs[i];
+        if (s->paced && s->state == S_OPEN)
+            ep_mod(s->fd, EPOLLIN, TAG_SUB | i);
+        s->paced = 0;
     }
 }
 
@@ -630,7 +756,7 @@ static void storm(void)
 static void pub_connect(unsigned i)
 {
     struct pubc *p = &pubs[i];
-    p->fd = tcp_connect(0);
+    p->fd = tcp_connect(0, 0);
     int fl = fcntl(p->fd, F_GETFL);
     fcntl(p->fd, F_SETFL, fl | O_NONBLOCK);
     p->busy = 0;
@@ -638,25 +764,12 @@ static void pub_connect(unsigned i)
     ep_add(p->fd, EPOLLIN, TAG_PUB | i);
 }
 
-/* Build and write one POST carrying events [k0, k0+n). */
-static void pub_send(unsigned i, uint64_t k0, unsigned n)
+/* Write events [k0, k0+n) into @body (room for n * (event_bytes + 64)): one JSON object, or
+ * NDJSON when n > 1. @t: publish time, @sch: scheduled time (CLOCK_REALTIME ns). Returns
+ * the length. */
+static size_t build_events(char *body, uint64_t t, uint64_t sch, uint64_t k0, unsigned n)
 {
-    struct pubc *p = &pubs[i];
-    size_t need = 1024 + (size_t)n * (o.event_bytes + 64) + (o.token ? strlen(o.token) : 0);
-    if (need > pubbuf_cap) {
-        free(pubbuf);
-        pubbuf_cap = need * 2;
-        pubbuf = malloc(pubbuf_cap);
-        if (!pubbuf)
-            die("malloc");
-    }
-    char *body = pubbuf + 1024 + (o.token ? strlen(o.token) : 0);
     size_t blen = 0;
-    uint64_t t = now_ns(CLOCK_REALTIME);
-    uint64_t sch = sched0_ns + (k0 / o.batch) * period_ns;
-    if (!first_post_ns)
-        first_post_ns = t;
-    last_post_ns = t;
     for (unsigned j = 0; j < n; j++) {
         int m = snprintf(body + blen, o.event_bytes + 64,
                          "{\"type\":\"step_log\",\"nodeId\":\"bench\",\"level\":\"info\","
@@ -672,6 +785,49 @@ static void pub_send(unsigned i, uint64_t k0, unsigned n)
         if (n > 1)
             body[blen++] = '\n';
     }
+    return blen;
+}
+
+/* --backlog: store events [0, backlog) before anyone subscribes, 500 per POST. */
+static void post_backlog(void)
+{
+    char *body = malloc((size_t)500 * (o.event_bytes + 64) + 1);
+    if (!body)
+        die("malloc");
+    for (uint64_t k = 0; k < o.backlog; k += 500) {
+        unsigned n = o.backlog - k < 500 ? (unsigned)(o.backlog - k) : 500;
+        uint64_t t = now_ns(CLOCK_REALTIME);
+        size_t blen = build_events(body, t, t, k, n);
+        body[blen] = 0;
+        int st = http_once("POST", o.pub_path, n > 1 ? "application/x-ndjson" : "application/json",
+                           body);
+        if (st < 200 || st >= 300) {
+            fprintf(stderr, "bench_fanout: posting the backlog answered %d\n", st);
+            exit(2);
+        }
+    }
+    free(body);
+}
+
+/* Build and write one POST carrying events [k0, k0+n). */
+static void pub_send(unsigned i, uint64_t k0, unsigned n)
+{
+    struct pubc *p = &pubs[i];
+    size_t need = 1024 + (size_t)n * (o.event_bytes + 64) + (o.token ? strlen(o.token) : 0);
+    if (need > pubbuf_cap) {
+        free(pubbuf);
+        pubbuf_cap = need * 2;
+        pubbuf = malloc(pubbuf_cap);
+        if (!pubbuf)
+            die("malloc");
+    }
+    char *body = pubbuf + 1024 + (o.token ? strlen(o.token) : 0);
+    uint64_t t = now_ns(CLOCK_REALTIME);
+    uint64_t sch = sched0_ns + ((k0 - o.backlog) / o.batch) * period_ns;
+    if (!first_post_ns)
+        first_post_ns = t;
+    last_post_ns = t;
+    size_t blen = build_events(body, t, sch, k0, n);
     char hdr[1024 + 4096];
     int hl = snprintf(hdr, sizeof hdr,
                       "POST %s HTTP/1.1\r\nHost: %s\r\n%s%s%sContent-Type: %s\r\n"
@@ -770,6 +926,17 @@ static void pub_event(unsigned i)
 
 /* ---- main ----------------------------------------------------------------------------- */
 
+/* Events the subscribers should hold by now (@all: every one; else the live ones): the
+ * acknowledged ones, plus the backlog for those that started from the beginning. */
+static uint64_t expected_now(int all)
+{
+    uint64_t e = 0;
+    for (unsigned i = 0; i < o.subs; i++)
+        if (all || subs[i].state != S_DEAD)
+            e += o.backlog + acked_events - subs[i].start_k;
+    return e;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -778,13 +945,21 @@ static void usage(void)
             "         [--subs 1000] [--rate 1000] [--secs 10] [--batch 1] [--event-bytes 200]\n"
             "         [--pub-conns 16] [--server-pid PID] [--drain-secs 10]\n"
             "         [--pub-deadline SECS] [--storm-at SECS] [--storm-pending N]\n"
+            "         [--slow N] [--slow-bps 1024] [--stalled M] [--slow-rcvbuf 4096]\n"
+            "         [--backlog N]\n"
             "One stream, --subs SSE (or WS) subscribers, --rate events/s for --secs seconds,\n"
             "posted --batch events per POST every batch/rate seconds (batch > 1: NDJSON, rtlog\n"
             "only). --pub-deadline: stop posting that many seconds after the first POST even if\n"
             "the server fell behind (saturation runs). --storm-at: every subscriber drops and\n"
             "resumes at once that many seconds into publishing (--storm-pending: at most N\n"
             "handshakes in flight, the rest as those finish). For WS the token goes in the\n"
-            "--sub-path (?token=). Prints one `fanout key=value ...` line; exit 0 only if every\n"
+            "--sub-path (?token=). --slow/--stalled: the last N subscribers read --slow-bps\n"
+            "bytes/s, the M after them nothing after the headers (both with SO_RCVBUF\n"
+            "--slow-rcvbuf); closed ones resume from their last id; after publishing all read\n"
+            "freely; every stalled one must have been closed by the server (so --secs must\n"
+            "exceed its socket's fill time plus --stall-timeout). --backlog N (rtlog): N events\n"
+            "are stored first; fast subscribers start after them (Last-Event-ID), slow and\n"
+            "stalled ones at seq 1. Prints one `fanout key=value ...` line; exit 0 only if every\n"
             "acknowledged event reached every subscriber exactly once (rtlog: in seq order).\n");
     exit(2);
 }
@@ -798,7 +973,8 @@ static void parse_args(int argc, char **argv)
         {"secs", 1, 0, 's'},        {"batch", 1, 0, 'b'},       {"event-bytes", 1, 0, 'e'},
         {"pub-conns", 1, 0, 'c'},   {"server-pid", 1, 0, 'x'},  {"drain-secs", 1, 0, 'd'},
         {"proto", 1, 0, 'w'},       {"pub-deadline", 1, 0, 'D'}, {"storm-at", 1, 0, 'R'},
-        {"storm-pending", 1, 0, 'N'},
+        {"storm-pending", 1, 0, 'N'}, {"slow", 1, 0, 'L'},        {"slow-bps", 1, 0, 'B'},
+        {"stalled", 1, 0, 'Z'},     {"slow-rcvbuf", 1, 0, 'F'}, {"backlog", 1, 0, 'K'},
         {"help", 0, 0, '?'},        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -828,6 +1004,11 @@ static void parse_args(int argc, char **argv)
         case 'D': o.pub_deadline = atof(optarg); break;
         case 'R': o.storm_at = atof(optarg); break;
         case 'N': o.storm_pending = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'L': o.slow = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'B': o.slow_bps = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'Z': o.stalled = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'F': o.slow_rcvbuf = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'K': o.backlog = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'w':
             if (!strcmp(optarg, "sse"))
                 o.proto = PROTO_SSE;
@@ -841,7 +1022,9 @@ static void parse_args(int argc, char **argv)
     }
     if (!o.sub_path || !o.pub_path || !o.subs || !o.rate || !o.secs || !o.batch ||
         !o.pub_conns || o.event_bytes < 96 || o.event_bytes > 60000 ||
-        (o.batch > 1 && o.target == TARGET_NCHAN))
+        (o.batch > 1 && o.target == TARGET_NCHAN) || o.slow + o.stalled >= o.subs ||
+        ((o.slow || o.stalled) && o.storm_at > 0) ||
+        (o.backlog && (o.target != TARGET_RTLOG || !o.create_path || o.storm_at > 0)) || (o.slow && o.slow_bps < 1000 / PACE_MS))
         usage();
 }
 
@@ -851,6 +1034,7 @@ int main(int argc, char **argv)
     total_events = (uint64_t)o.rate * o.secs;
     total_events -= total_events % o.batch;
     uint64_t total_posts = total_events / o.batch;
+    total_events += o.backlog; /* indexes [0, backlog) are the backlog's */
     hist_init(&lat);
     hist_init(&e2e);
     hist_init(&ack);
@@ -864,6 +1048,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (o.backlog)
+        post_backlog();
 
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
@@ -878,6 +1064,14 @@ int main(int argc, char **argv)
         subs[i].seen = calloc(seen_bytes, 1);
         if (!subs[i].buf || !subs[i].seen)
             die("malloc");
+        subs[i].role = i >= o.subs - o.stalled            ? R_STALLED
+                       : i >= o.subs - o.stalled - o.slow ? R_SLOW
+                                                          : R_FAST;
+        if (subs[i].role == R_FAST && o.backlog) { /* from the head: live only */
+            subs[i].start_k = subs[i].next_k = o.backlog;
+            subs[i].last_id = o.backlog; /* seq = index + 1 */
+            snprintf(subs[i].last_id_str, sizeof subs[i].last_id_str, "%u", o.backlog);
+        }
     }
 
     /* 1. Open every subscriber (at most MAX_PENDING handshakes at once) and wait for the
@@ -932,6 +1126,18 @@ int main(int argc, char **argv)
         .it_value = {0, 1000},
     };
     ep_add(tfd, EPOLLIN, TAG_TIMER);
+    int pfd = -1; /* the pace tick of slow and stalled subscribers */
+    if (o.slow || o.stalled) {
+        pfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (pfd < 0)
+            die("timerfd_create");
+        struct itimerspec pit = {.it_interval = {0, PACE_MS * 1000000L},
+                                 .it_value = {0, PACE_MS * 1000000L}};
+        timerfd_settime(pfd, 0, &pit, NULL);
+        ep_add(pfd, EPOLLIN, TAG_TIMER | 1);
+    }
+    double paced_s = 0;
+    uint64_t t_pub_done = 0;
 
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
@@ -940,13 +1146,15 @@ int main(int argc, char **argv)
     machine_ticks(&mbusy0, &mtotal0);
     uint64_t t0 = now_ns(CLOCK_MONOTONIC), t_last_ack = 0, t_last_rx = t0;
     sched0_ns = now_ns(CLOCK_REALTIME) + 1000; /* the timer's first expiry */
+    uint64_t pub_start_ms = sched0_ns / 1000000u;
     timerfd_settime(tfd, 0, &its, NULL);
 
     uint64_t due = 0, posts = 0, expected_delivered = 0;
+    unsigned pub_next = 0; /* the connection to try first */
     int timer_on = 1, stormed = 0;
     for (;;) {
         int n = epoll_wait(ep, evs, 1024, 20);
-        uint64_t delivered_before = lat.n;
+        uint64_t delivered_before = delivered_all;
         for (int j = 0; j < n; j++) {
             uint64_t tag = evs[j].data.u64;
             unsigned i = (unsigned)(tag & ~TAG_MASK);
@@ -954,13 +1162,17 @@ int main(int argc, char **argv)
                 sub_event(i, evs[j].events);
             } else if (tag & TAG_PUB) {
                 pub_event(i);
+            } else if ((tag & TAG_TIMER) && i == 1) {
+                uint64_t exp = 0;
+                if (read(pfd, &exp, sizeof exp) == (ssize_t)sizeof exp)
+                    pace_tick();
             } else if (tag & TAG_TIMER) {
                 uint64_t exp = 0;
                 if (read(tfd, &exp, sizeof exp) == (ssize_t)sizeof exp)
                     due += exp;
             }
         }
-        if (lat.n != delivered_before)
+        if (delivered_all != delivered_before)
             t_last_rx = now_ns(CLOCK_MONOTONIC);
         if (o.storm_at > 0 && !stormed &&
             (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9 >= o.storm_at) {
@@ -972,10 +1184,15 @@ int main(int argc, char **argv)
         if (o.pub_deadline > 0 && posts < total_posts &&
             (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9 >= o.pub_deadline)
             total_posts = posts; /* saturated: stop offering, deliver what was accepted */
-        /* Post every due batch on a free connection; what waits is the backlog. */
-        for (unsigned i = 0; i < o.pub_conns && due && posts < total_posts; i++) {
+        /* Post every due batch on a free connection; what waits is the backlog. Free
+         * connections are taken in turn: at a low rate the first one alone would do, and
+         * the others would sit idle until the server's keep-alive timeout closed one just
+         * as a POST was written to it. */
+        for (unsigned j = 0; j < o.pub_conns && due && posts < total_posts; j++) {
+            unsigned i = (pub_next + j) % o.pub_conns;
             if (!pubs[i].busy) {
-                pub_send(i, posts * o.batch, o.batch);
+                pub_send(i, o.backlog + posts * o.batch, o.batch);
+                pub_next = i + 1;
                 posts++;
                 due--;
             }
@@ -994,8 +1211,14 @@ int main(int argc, char **argv)
         if (posts == total_posts && !inflight) {
             if (!t_last_ack)
                 t_last_ack = now;
-            expected_delivered = acked_events * (o.subs - sub_failures);
-            if (lat.n >= expected_delivered && (!stormed || storm_live_n >= o.subs))
+            if (!t_pub_done) {
+                t_pub_done = now;
+                paced_s = (double)(now - t0) / 1e9;
+                if (pfd >= 0)
+                    pace_end();
+            }
+            expected_delivered = expected_now(0);
+            if (delivered_all >= expected_delivered && (!stormed || storm_live_n >= o.subs))
                 break;
             if ((double)(now - t_last_ack) / 1e9 > o.drain_secs)
                 break;
@@ -1014,7 +1237,20 @@ int main(int argc, char **argv)
     double pub_s = (double)(last_post_ns - first_post_ns + period_ns) / 1e9;
 
     uint64_t uniq = 0, dups = 0, order = 0;
+    uint64_t slow_closes = 0, slow_closed_subs = 0, stalled_closed_subs = 0, slow_bytes = 0;
+    uint64_t paced_missing = 0, fast_uniq = 0;
     for (unsigned i = 0; i < o.subs; i++) {
+        if (subs[i].role == R_SLOW) {
+            slow_closes += subs[i].closes;
+            slow_closed_subs += subs[i].closes > 0;
+            slow_bytes += subs[i].paced_bytes;
+        }
+        if (subs[i].role == R_FAST)
+            fast_uniq += subs[i].unique;
+        if (subs[i].role == R_STALLED)
+            stalled_closed_subs += subs[i].closes > 0;
+        if (subs[i].role != R_FAST && subs[i].unique < o.backlog + acked_events)
+            paced_missing += o.backlog + acked_events - subs[i].unique;
         uniq += subs[i].unique;
         dups += subs[i].dups;
         order += subs[i].order_errs;
@@ -1023,7 +1259,7 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < o.pub_conns; i++)
         close(pubs[i].fd);
-    expected_delivered = acked_events * o.subs;
+    expected_delivered = expected_now(1);
     long tck = sysconf(_SC_CLK_TCK);
     double srv_cpu_s = (double)(cpu1 - cpu0) / (double)tck;
     double cli_cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
@@ -1041,7 +1277,10 @@ int main(int argc, char **argv)
     printf("fanout target=%s proto=%s subs=%u rate=%u secs=%u batch=%u event_bytes=%u"
            " pub_conns=%u offered=%" PRIu64,
            o.target == TARGET_RTLOG ? "rtlog" : "nchan", o.proto == PROTO_WS ? "ws" : "sse",
-           o.subs, o.rate, o.secs, o.batch, o.event_bytes, o.pub_conns, total_events);
+           o.subs, o.rate, o.secs, o.batch, o.event_bytes, o.pub_conns,
+           total_events - o.backlog);
+    if (o.backlog)
+        printf(" backlog=%u", o.backlog);
     printf(" connect_s=%.2f published=%" PRIu64 " acked=%" PRIu64 " post_errors=%" PRIu64
            " max_backlog=%" PRIu64,
            connect_s, sent_events, acked_events, post_errors, max_backlog);
@@ -1065,12 +1304,24 @@ int main(int argc, char **argv)
                " storm_live_p99_us=%" PRIu64 " storm_live_max_us=%" PRIu64,
                o.storm_pending, o.subs, storm_live_n, hist_q(&storm_open, 0.5), hist_q(&storm_open, 0.99),
                hist_q(&storm_live, 0.5), hist_q(&storm_live, 0.99), storm_live.max);
+    if (o.slow || o.stalled)
+        printf(" fast=%u slow=%u stalled=%u slow_bps=%u rcvbuf=%d slow_rx_Bps=%.0f"
+               " slow_closed_subs=%" PRIu64 " slow_closes=%" PRIu64 " stalled_closed_subs=%" PRIu64
+               " paced_s=%.2f catchup_s=%.2f paced_missing=%" PRIu64
+               " frame_bytes=%.0f",
+               o.subs - o.slow - o.stalled, o.slow, o.stalled, o.slow_bps, rcvbuf_eff,
+               o.slow && paced_s > 0 ? (double)slow_bytes / o.slow / paced_s : 0.0,
+               slow_closed_subs, slow_closes, stalled_closed_subs, paced_s,
+               t_pub_done && t_end > t_pub_done ? (double)(t_end - t_pub_done) / 1e9 : 0.0,
+               paced_missing,
+               fast_uniq ? (double)fast_bytes / (double)fast_uniq : 0.0);
     printf(" server_cpu_s=%.2f server_cpu_pct=%.1f server_cpu_us_per_delivery=%.3f"
-           " client_cpu_pct=%.1f machine_busy_pct=%.0f ncpu=%ld\n",
+           " client_cpu_pct=%.1f machine_busy_pct=%.0f ncpu=%ld pub_start_ms=%" PRIu64 "\n",
            srv_cpu_s, wall > 0 ? 100.0 * srv_cpu_s / wall : 0.0,
            uniq ? srv_cpu_s * 1e6 / (double)uniq : 0.0, wall > 0 ? 100.0 * cli_cpu_s / wall : 0.0,
-           machine_pct, ncpu);
+           machine_pct, ncpu, pub_start_ms);
     int ok = missing == 0 && dups == 0 && order == 0 && post_errors == 0 && sub_failures == 0 &&
-             acked_events == sent_events && (!stormed || storm_live_n == o.subs);
+             acked_events == sent_events && (!stormed || storm_live_n == o.subs) &&
+             stalled_closed_subs == o.stalled;
     return ok ? 0 : 1;
 }

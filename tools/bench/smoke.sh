@@ -19,7 +19,10 @@ awk 'BEGIN { for (i = 1; i <= 500; i++)
     printf "{\"type\":\"step_log\",\"nodeId\":\"s\",\"line\":\"smoke %d\",\"level\":\"info\"}\n", i }' \
     >"$TMP/c.ndjson"
 "$RTLOG" import --data "$TMP/data" workflow-runs/smoke-c "$TMP/c.ndjson" >/dev/null
-"$RTLOG" serve --listen 127.0.0.1:0 --data "$TMP/data" --log-level warn >"$TMP/out" 2>"$TMP/err" &
+# --stall-timeout 2: the slow/stalled run below needs the server to close its stalled
+# subscribers within the run (no other client here leaves a write blocked that long)
+"$RTLOG" serve --listen 127.0.0.1:0 --data "$TMP/data" --log-level warn --stall-timeout 2 \
+    >"$TMP/out" 2>"$TMP/err" &
 SRV=$!
 PORT=""
 for _ in $(seq 100); do # bounded: 10 s
@@ -50,6 +53,15 @@ run "$BIN/bench_fanout" --target rtlog --proto ws --port "$PORT" --token "$TOKEN
 run "$BIN/bench_fanout" --target rtlog --port "$PORT" --token "$TOKEN" \
     --create-path "$A/smoke-s/events" --sub-path "$A/smoke-s/stream" \
     --pub-path "$A/smoke-s/events" --subs 20 --rate 100 --secs 2 --pub-conns 4 --storm-at 1
+# slow and stalled consumers: 3 read 1 KB/s, 2 read nothing; they start at seq 1 of a 6 MB
+# backlog (150 events of 40 KB; the fast ones after it), which fills the server's socket
+# buffer (4 MiB at most) at once, so the 2 s stall timeout closes the stalled ones well within
+# the 8 s; the tool fails unless every stalled one was closed by the server and every
+# subscriber, after resuming, holds every event exactly once in order
+run "$BIN/bench_fanout" --target rtlog --port "$PORT" --token "$TOKEN" \
+    --create-path "$A/smoke-l/events" --sub-path "$A/smoke-l/stream" \
+    --pub-path "$A/smoke-l/events" --subs 12 --slow 3 --stalled 2 --backlog 150 --rate 20 \
+    --secs 8 --event-bytes 40000 --pub-conns 4 --drain-secs 60
 run "$BIN/bench_ingest" --port "$PORT" --token "$TOKEN" --path "$A/smoke-i-%u/events" \
     --conns 4 --batch 10 --secs 1 --server-pid "$SRV"
 run "$BIN/bench_catchup" --port "$PORT" --token "$TOKEN" --path "$A/smoke-c/stream" \
