@@ -66,6 +66,10 @@ static const setting table[] = {
      "byte for this long is closed by the kernel and the server lets it go (a vanished SSE "
      "client is then found within heartbeat + this, not after minutes of TCP retries); "
      "0 = the pong-timeout (seconds)"},
+    {"stream-sndbuf", "RTLOG_STREAM_SNDBUF", T_BYTES, OFF(stream_sndbuf), "256KiB", 0,
+     64 * MIB, "SO_SNDBUF of stream sockets (WS + SSE; the kernel doubles it): bounds the "
+     "kernel memory a subscriber that does not read can hold (Linux autotuning grows it to "
+     "4 MiB) and how much it has queued when the stall timeout starts; 0 = kernel autotuning"},
     {"auth-timeout", "RTLOG_AUTH_TIMEOUT", T_DUR, OFF(auth_timeout_ms), "10", 100, 600000,
      "a WS without ?token= must send {\"type\":\"auth\"} within this (seconds)"},
     {"stall-timeout", "RTLOG_STALL_TIMEOUT", T_DUR, OFF(stall_timeout_ms), "60", 100,

@@ -136,6 +136,8 @@ typedef struct rtlog_server_config {
     uint64_t pong_timeout_ms;
     uint64_t tcp_user_timeout_ms;       /* TCP_USER_TIMEOUT of stream sockets; 0 = the
                                          * pong timeout */
+    uint64_t stream_sndbuf;             /* SO_SNDBUF of stream sockets (bytes); 0 = kernel
+                                         * autotuning */
     uint64_t auth_timeout_ms;
     uint64_t stall_timeout_ms;
     uint64_t drain_timeout_ms;

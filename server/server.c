@@ -421,12 +421,24 @@ rtlog_err srv_auth_token(struct conn *c, const char *tok, size_t len, rtlog_prin
  * bytes in flight every heartbeat interval, so with it the kernel ends such a connection
  * (ETIMEDOUT) about tcp-user-timeout after the first heartbeat it could not deliver, the
  * same time the WS pong rule allows. A setsockopt failure only loses that bound. */
+/* The send buffer is capped too (--stream-sndbuf): Linux autotuning grows a stream
+ * socket's send buffer to tcp_wmem[2] (4 MiB), so every subscriber that stops reading
+ * held ~2.7 MiB of kernel memory (measured: tools/bench/RESULTS.md "Slow and stalled
+ * consumers"), a few hundred of them put every TCP socket of the machine under memory
+ * pressure, the stall timeout only started after 4 MiB, and a 1 KB/s reader found its
+ * close behind ~2 MB. 256 KiB (the kernel makes it 512 KiB) still takes a whole catch-up
+ * write (--catchup-write-bytes, srv_fill_budget) in one send(). */
 static void stream_socket_opts(struct conn *c)
 {
     unsigned int v = (unsigned int)c->srv->cfg.tcp_user_timeout_ms; /* <= 3600000: config */
     int fd = (int)lws_get_socket_fd(c->wsi);
-    if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof v) != 0)
+    if (fd < 0)
+        return;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof v) != 0)
         LOG_WARN("conn=%" PRIu64 " TCP_USER_TIMEOUT %u ms: %s", c->id, v, strerror(errno));
+    int sb = (int)c->srv->cfg.stream_sndbuf; /* <= 64 MiB: config */
+    if (sb > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb) != 0)
+        LOG_WARN("conn=%" PRIu64 " SO_SNDBUF %d: %s", c->id, sb, strerror(errno));
 }
 
 /* Start delivering c->stream to an authenticated connection: access, per-subject limit,

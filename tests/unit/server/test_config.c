@@ -70,6 +70,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.heartbeat_ms, 15000);
     assert_int_equal(c.pong_timeout_ms, 30000);
     assert_int_equal(c.tcp_user_timeout_ms, 0); /* = the pong timeout (server.c) */
+    assert_int_equal(c.stream_sndbuf, 256 * 1024);
     assert_int_equal(c.auth_timeout_ms, 10000);
     assert_int_equal(c.stall_timeout_ms, 60000);
     assert_int_equal(c.max_event_bytes, 1 << 20);
@@ -94,8 +95,8 @@ static void test_precedence(void **state)
     env_set("RTLOG_AUTH_TIMEOUT", "9");
     rtlog_server_config c;
     rtlog_errinfo ei = {0};
-    rtlog_err rc = load(&c, &ei, 6, "--config", file, "--auth-timeout=1.5", "--nosync",
-                        "--tcp-user-timeout=20s");
+    rtlog_err rc = load(&c, &ei, 7, "--config", file, "--auth-timeout=1.5", "--nosync",
+                        "--tcp-user-timeout=20s", "--stream-sndbuf=64KiB");
     if (rc)
         fail_msg("%s", ei.text);
     assert_int_equal(c.heartbeat_ms, 5000);     /* file */
@@ -104,6 +105,7 @@ static void test_precedence(void **state)
     assert_int_equal(c.max_ws_message, 65536);  /* file, with a unit */
     assert_int_equal(c.nosync, 1);              /* bare boolean flag */
     assert_int_equal(c.tcp_user_timeout_ms, 20000);
+    assert_int_equal(c.stream_sndbuf, 65536);
     assert_string_equal(c.config_file, file);
 
     /* the file may also come from RTLOG_CONFIG */
