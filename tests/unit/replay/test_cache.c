@@ -380,6 +380,37 @@ static void test_trim(void **state)
     tenv_close(t);
 }
 
+/* A segment cut short by its byte limit (cache_bytes / 4) ends before its aligned block
+ * does. A subscriber past the cut must not rebuild that same short segment on every fill
+ * (a store read and a render of up to cache_bytes / 4 thrown away each time): each event is
+ * still rendered a small number of times, as without the cache. */
+static void test_cut_segment_not_rebuilt(void **state)
+{
+    (void)state;
+    tenv *t = tenv_open();
+    fill_store(t, S, EVENTS - 1, 1);
+    for (int fmt = RTLOG_REPLAY_SSE; fmt <= RTLOG_REPLAY_WS_FRAMED; fmt++) {
+        /* 8 KiB: segments of 2 KiB, far fewer than CHUNK events of ~150 bytes */
+        rtlog_replay *ec = engine(t, 0, 8192, 16), *eu = engine(t, 1, 0, 16);
+        struct sub_spec p = {.stream = S, .fmt = (rtlog_replay_fmt)fmt, .max_bytes = 400};
+        rtlog_replay_sub *sc = sub_open(ec, &p), *su = sub_open(eu, &p);
+        rtlog_buf gc = {0}, gu = {0};
+        assert_int_equal(drain(sc, &p, &gc, ec, 8192), drain(su, &p, &gu, NULL, 0));
+        check_same(&gc, &gu);
+        rtlog_replay_stats xc, xu;
+        rtlog_replay_get_stats(ec, &xc);
+        rtlog_replay_get_stats(eu, &xu);
+        assert_true(xc.frames_rendered <= 2 * xu.frames_rendered);
+        rtlog_replay_close(sc);
+        rtlog_replay_close(su);
+        rtlog_buf_free(&gc);
+        rtlog_buf_free(&gu);
+        rtlog_replay_free(ec);
+        rtlog_replay_free(eu);
+    }
+    tenv_close(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_small_cache),
         cmocka_unit_test(test_shared),
         cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_cut_segment_not_rebuilt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
