@@ -1299,9 +1299,12 @@ rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_byte
             }
             continue;
         }
-        if (!e->cache_off && !ring_wants(e, st, next)) {
+        if (!f && !e->cache_off && !ring_wants(e, st, next)) {
             /* Far behind the head: from the block cache, which other subscribers at this
-             * position share (one render, one decompression for all of them). */
+             * position share (one render, one decompression for all of them). Not for a
+             * ring frame this subscriber renders itself (personal): that event is near the
+             * head, and its segment, short and growing, would be rebuilt at every new
+             * event; the store path renders it. */
             struct seg *g = cache_get(e, st, next);
             if (g) {
                 uint64_t before = s->cursor;
