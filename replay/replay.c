@@ -831,64 +831,95 @@ static int segbuild_cb(void *ctx, const rtlog_event_view *ev)
     return e->seg_frames.len + e->seg_names.len >= b->max_bytes;
 }
 
-/* Read and render the aligned segment holding @next (from the first retained seq when
- * retention cut into it) and keep it. NULL when it cannot be kept (out of memory, bigger
- * than the cache, a record that cannot be rendered, @next not in what was read): the
- * caller takes the store path, which does exactly what it did without the cache. */
+/* Keep the segment @b read (its events rendered in e->seg_frames / e->seg_names) in the
+ * cache, evicting least recently used segments to make room. NULL when it cannot be kept
+ * (bigger than the cache, out of memory). */
+static struct seg *seg_keep(rtlog_replay *e, struct stream *st, const struct segbuild *b)
+{
+    struct seg *g = NULL;
+    size_t data = e->seg_frames.len + e->seg_names.len;
+    size_t need = sizeof *g + b->n * sizeof(struct segev) + data;
+    if (need > e->cache_max || !(g = malloc(need)))
+        return NULL;
+    struct segev *ev = (struct segev *)(g + 1);
+    char *p = (char *)(ev + b->n);
+    uint32_t names_at = (uint32_t)e->seg_frames.len;
+    memcpy(p, e->seg_frames.p, e->seg_frames.len);
+    if (e->seg_names.len)
+        memcpy(p + names_at, e->seg_names.p, e->seg_names.len);
+    for (size_t i = 0; i < b->n; i++) {
+        ev[i] = b->ev[i];
+        ev[i].type_off += names_at;
+        if (ev[i].node_off != UINT32_MAX)
+            ev[i].node_off += names_at;
+    }
+    g->st = st;
+    g->base = b->base;
+    g->n = b->n;
+    g->bytes = need;
+    g->ev = ev;
+    g->data = p;
+    /* a shorter segment from the same start (read when fewer events were stored) is
+     * superseded */
+    for (struct seg *x = st->segs, *nx; x; x = nx) {
+        nx = x->snext;
+        if (x->base == g->base)
+            seg_free(e, x);
+    }
+    while (e->lru_tail && e->cache_bytes + need > e->cache_max)
+        seg_free(e, e->lru_tail);
+    g->snext = st->segs;
+    st->segs = g;
+    seg_push_lru(e, g);
+    e->cache_bytes += need;
+    e->stats.cache_bytes += need;
+    e->stats.cache_segments++;
+    e->stats.cache_misses++;
+    return g;
+}
+
+/* Read, render and keep the segment holding @next. Segments tile the aligned blocks of
+ * chunk_events events; one that reached its byte limit (cache_max / 4) before its block's
+ * end is followed by the next piece from where it stopped, so a piece starts at the end
+ * of the cached piece before it (never rebuilding that prefix: a subscriber past the cut
+ * re-rendered it on every fill), at the block's start, or at the first retained seq when
+ * retention cut into the block. NULL when it cannot be kept (out of memory, bigger than
+ * the cache, a record that cannot be rendered, @next not in what was read): the caller
+ * takes the store path, which does exactly what it did without the cache. */
 static struct seg *seg_build(rtlog_replay *e, struct stream *st, uint64_t next)
 {
     size_t cap = e->chunk_events;
-    uint64_t start = next - (next - 1) % cap;
+    uint64_t block = next - (next - 1) % cap, end = block + cap; /* [block, end) */
+    uint64_t start = block;
     if (start < st->cache_first)
         start = st->cache_first;
-    struct segbuild b = {.e = e, .st = st, .cap = cap, .next = start,
-                         .max_bytes = e->cache_max / 4};
+    for (struct seg *x = st->segs; x; x = x->snext)
+        if (x->base >= start && x->base + x->n <= next && x->base + x->n > start)
+            start = x->base + x->n;
+    struct segbuild b = {.e = e, .st = st, .cap = cap, .max_bytes = e->cache_max / 4};
     b.ev = malloc(cap * sizeof *b.ev);
     if (!b.ev)
         return NULL;
-    rtlog_buf_clear(&e->seg_frames);
-    rtlog_buf_clear(&e->seg_names);
-    uint64_t nseq = start;
-    rtlog_err rc = rtlog_store_read(e->store, st->name, start, cap, 0, segbuild_cb, &b, &nseq,
-                                    NULL);
     struct seg *g = NULL;
-    size_t data = e->seg_frames.len + e->seg_names.len;
-    size_t need = sizeof *g + b.n * sizeof(struct segev) + data;
-    if (rc == RTLOG_OK && !b.bad && b.n && b.base <= next && next - b.base < b.n &&
-        need <= e->cache_max && (g = malloc(need))) {
-        struct segev *ev = (struct segev *)(g + 1);
-        char *p = (char *)(ev + b.n);
-        uint32_t names_at = (uint32_t)e->seg_frames.len;
-        memcpy(p, e->seg_frames.p, e->seg_frames.len);
-        if (e->seg_names.len)
-            memcpy(p + names_at, e->seg_names.p, e->seg_names.len);
-        for (size_t i = 0; i < b.n; i++) {
-            ev[i] = b.ev[i];
-            ev[i].type_off += names_at;
-            if (ev[i].node_off != UINT32_MAX)
-                ev[i].node_off += names_at;
+    /* bounded: every piece holds at least one event of the block */
+    while (start <= next && start < end) {
+        rtlog_buf_clear(&e->seg_frames);
+        rtlog_buf_clear(&e->seg_names);
+        b.n = 0;
+        b.bad = 0;
+        b.cap = (size_t)(end - start);
+        b.base = b.next = start;
+        uint64_t nseq = start;
+        rtlog_err rc = rtlog_store_read(e->store, st->name, start, b.cap, 0, segbuild_cb, &b,
+                                        &nseq, NULL);
+        if (rc != RTLOG_OK || b.bad || !b.n || b.base > next)
+            break;
+        struct seg *x = seg_keep(e, st, &b);
+        if (!x || next - b.base < b.n) {
+            g = x;
+            break;
         }
-        g->st = st;
-        g->base = b.base;
-        g->n = b.n;
-        g->bytes = need;
-        g->ev = ev;
-        g->data = p;
-        /* a shorter segment from the same start (cut by its byte limit) is superseded */
-        for (struct seg *x = st->segs, *nx; x; x = nx) {
-            nx = x->snext;
-            if (x->base == g->base)
-                seg_free(e, x);
-        }
-        while (e->lru_tail && e->cache_bytes + need > e->cache_max)
-            seg_free(e, e->lru_tail);
-        g->snext = st->segs;
-        st->segs = g;
-        seg_push_lru(e, g);
-        e->cache_bytes += need;
-        e->stats.cache_bytes += need;
-        e->stats.cache_segments++;
-        e->stats.cache_misses++;
+        start = b.base + b.n; /* cut by its byte limit before @next: the next piece */
     }
     free(b.ev);
     /* do not hold a segment's worth of scratch when segments are large */
@@ -1268,9 +1299,12 @@ rtlog_err rtlog_replay_fill(rtlog_replay_sub *s, rtlog_buf *out, size_t max_byte
             }
             continue;
         }
-        if (!e->cache_off && !ring_wants(e, st, next)) {
+        if (!f && !e->cache_off && !ring_wants(e, st, next)) {
             /* Far behind the head: from the block cache, which other subscribers at this
-             * position share (one render, one decompression for all of them). */
+             * position share (one render, one decompression for all of them). Not for a
+             * ring frame this subscriber renders itself (personal): that event is near the
+             * head, and its segment, short and growing, would be rebuilt at every new
+             * event; the store path renders it. */
             struct seg *g = cache_get(e, st, next);
             if (g) {
                 uint64_t before = s->cursor;

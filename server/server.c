@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "retention.h"
+#include "tcp_window.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -614,6 +615,18 @@ static void conn_tick(struct conn *c, uint64_t now, int64_t wall)
     if (gone) {
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
+    }
+    /* A reader that stopped reading (zero window) is the stall timeout's to close, not
+     * TCP_USER_TIMEOUT's (it would abort it after --tcp-user-timeout: tcp_window.h);
+     * looked at only while bytes wait for it, or to set the bound back. */
+    if ((c->blocked_since_ms || c->uto_raised) && s->cfg.tcp_user_timeout_ms &&
+        s->cfg.stall_timeout_ms > s->cfg.tcp_user_timeout_ms && c->wsi) {
+        int fd = (int)lws_get_socket_fd(c->wsi);
+        unsigned base = (unsigned)s->cfg.tcp_user_timeout_ms; /* <= 1 h: config */
+        unsigned raised = (unsigned)(s->cfg.stall_timeout_ms + s->cfg.tcp_user_timeout_ms);
+        if (fd >= 0 && rtlog_tcp_uto_adjust(fd, base, raised, &c->uto_raised) != 0)
+            LOG_WARN("conn=%" PRIu64 " TCP_USER_TIMEOUT for a zero window: %s", c->id,
+                     strerror(errno));
     }
     if (c->blocked_since_ms && now - c->blocked_since_ms >= s->cfg.stall_timeout_ms) {
         /* The peer took no bytes for stall-timeout: nothing can be said to it any more. */

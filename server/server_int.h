@@ -295,6 +295,7 @@ struct conn {
     int sub_done;               /* replay said END */
     int behind;                 /* the last fill said MORE: catching up (srv_fill_budget) */
     int has_cursor;
+    int uto_raised;             /* TCP_USER_TIMEOUT raised for a zero window (conn_tick) */
     uint64_t cursor;
     char node_id[RTLOG_ID_MAX + 1];
     int follow;

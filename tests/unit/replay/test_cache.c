@@ -380,6 +380,88 @@ static void test_trim(void **state)
     tenv_close(t);
 }
 
+/* A segment cut short by its byte limit (cache_bytes / 4) ends before its aligned block
+ * does. A subscriber past the cut must not rebuild that same short segment on every fill
+ * (a store read and a render of up to cache_bytes / 4 thrown away each time): each event is
+ * still rendered a small number of times, as without the cache. */
+static void test_cut_segment_not_rebuilt(void **state)
+{
+    (void)state;
+    tenv *t = tenv_open();
+    fill_store(t, S, EVENTS - 1, 1);
+    for (int fmt = RTLOG_REPLAY_SSE; fmt <= RTLOG_REPLAY_WS_FRAMED; fmt++) {
+        /* 8 KiB: segments of 2 KiB, far fewer than CHUNK events of ~150 bytes */
+        rtlog_replay *ec = engine(t, 0, 8192, 16), *eu = engine(t, 1, 0, 16);
+        struct sub_spec p = {.stream = S, .fmt = (rtlog_replay_fmt)fmt, .max_bytes = 400};
+        rtlog_replay_sub *sc = sub_open(ec, &p), *su = sub_open(eu, &p);
+        rtlog_buf gc = {0}, gu = {0};
+        assert_int_equal(drain(sc, &p, &gc, ec, 8192), drain(su, &p, &gu, NULL, 0));
+        check_same(&gc, &gu);
+        rtlog_replay_stats xc, xu;
+        rtlog_replay_get_stats(ec, &xc);
+        rtlog_replay_get_stats(eu, &xu);
+        assert_true(xc.frames_rendered <= 2 * xu.frames_rendered);
+        rtlog_replay_close(sc);
+        rtlog_replay_close(su);
+        rtlog_buf_free(&gc);
+        rtlog_buf_free(&gu);
+        rtlog_replay_free(ec);
+        rtlog_replay_free(eu);
+    }
+    tenv_close(t);
+}
+
+/* A subscriber with personal frames (an agent's own connection) following at the head: a
+ * personal event in the ring is rendered by the store path; the cache must not be asked
+ * for it (the segment holding it is near the head, short, and rebuilt - read and rendered
+ * from its block's start - at every new event). Same bytes, and about as many renders as
+ * without the cache. */
+static void test_personal_at_head(void **state)
+{
+    (void)state;
+    tenv *t = tenv_open();
+    const char *H = "workflow-runs/cache-head";
+    fill_store(t, H, 50, 0);
+    rtlog_replay *ec = engine(t, 0, 0, 0), *eu = engine(t, 1, 0, 0); /* default ring */
+    struct sub_spec p = {.stream = H, .personal = 1, .follow = 1, .fmt = RTLOG_REPLAY_SSE};
+    /* an ordinary subscriber too, filled first: it puts the shared frames in the ring */
+    struct sub_spec o = {.stream = H, .follow = 1, .fmt = RTLOG_REPLAY_SSE};
+    rtlog_replay_sub *sc = sub_open(ec, &p), *su = sub_open(eu, &p);
+    rtlog_replay_sub *oc = sub_open(ec, &o), *ou = sub_open(eu, &o);
+    rtlog_buf gc = {0}, gu = {0}, go = {0};
+    drain(oc, &o, &go, ec, 32u << 20);
+    drain(ou, &o, &go, NULL, 0);
+    assert_int_equal(drain(sc, &p, &gc, ec, 32u << 20), drain(su, &p, &gu, NULL, 0));
+    for (int i = 0; i < 200; i++) {
+        rtlog_append_res r = tappend(t, H, i % 2 ? "{\"type\":\"step_log\",\"nodeId\":\"n1\","
+                                                   "\"line\":\"x\",\"level\":\"info\"}"
+                                                 : "{\"type\":\"step_started\",\"nodeId\":\"n1\","
+                                                   "\"stepType\":\"docker\"}");
+        rtlog_replay_notify(ec, H, r.last_seq, 0);
+        rtlog_replay_notify(eu, H, r.last_seq, 0);
+        drain(oc, &o, &go, ec, 32u << 20);
+        drain(ou, &o, &go, NULL, 0);
+        assert_int_equal(drain(sc, &p, &gc, ec, 32u << 20), RTLOG_REPLAY_IDLE);
+        assert_int_equal(drain(su, &p, &gu, NULL, 0), RTLOG_REPLAY_IDLE);
+    }
+    check_same(&gc, &gu);
+    rtlog_replay_stats xc, xu;
+    rtlog_replay_get_stats(ec, &xc);
+    rtlog_replay_get_stats(eu, &xu);
+    assert_true(xc.frames_rendered <= xu.frames_rendered + xu.frames_rendered / 10);
+    assert_int_equal(xc.cache_misses, 0); /* nothing here is far behind the head */
+    rtlog_replay_close(sc);
+    rtlog_replay_close(su);
+    rtlog_replay_close(oc);
+    rtlog_replay_close(ou);
+    rtlog_buf_free(&go);
+    rtlog_buf_free(&gc);
+    rtlog_buf_free(&gu);
+    rtlog_replay_free(ec);
+    rtlog_replay_free(eu);
+    tenv_close(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +470,8 @@ int main(void)
         cmocka_unit_test(test_small_cache),
         cmocka_unit_test(test_shared),
         cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_cut_segment_not_rebuilt),
+        cmocka_unit_test(test_personal_at_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
