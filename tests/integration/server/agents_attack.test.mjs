@@ -239,9 +239,16 @@ test('cancel paths: encoded slashes, trailing slash, very long, other agent, pen
         api('POST', 'agents/ac/tasks/c3/cancel', {}, admin)]);
     assert.equal(a.status, 201);
     assert.ok([201, 404].includes(c.status), c.text);
-    const evs = await jobEvents('deployment-jobs/jc');
+    // a cancellation's 201 comes once task_cancelled is stored in the agent's stream; its
+    // job-stream half (task_completed, cancelled) is appended right after (agents.c)
+    let evs = [];
+    const want3 = c.status === 201 ? 1 : 0;
+    await waitUntil(async () => {
+        evs = await jobEvents('deployment-jobs/jc');
+        return ofTask(evs, 'c1', 'task_completed').length >= 1 && ofTask(evs, 'c3', 'task_completed').length >= want3;
+    }, 10000, 'the cancellations closed in the job stream');
     assert.equal(ofTask(evs, 'c1', 'task_completed').length, 1);
-    assert.equal(ofTask(evs, 'c3', 'task_completed').length, c.status === 201 ? 1 : 0);
+    assert.equal(ofTask(evs, 'c3', 'task_completed').length, want3);
 });
 
 test('ids at their longest: a 128-character agent, task and job work end to end', async () => {
