@@ -516,8 +516,11 @@ static void on_commit(void *ctx, const rtlog_commit_note *notes, size_t n)
     else
         s->notes_head = head;
     s->notes_tail = (struct note *)((char *)tail - offsetof(struct note, next));
+    int wake = !s->wake_pending;
+    s->wake_pending = 1;
     pthread_mutex_unlock(&s->qlock);
-    lws_cancel_service(s->ctx);
+    if (wake)
+        lws_cancel_service(s->ctx);
 }
 
 void http_job_queue_done(struct job *j)
@@ -530,8 +533,11 @@ void http_job_queue_done(struct job *j)
     else
         s->done_head = j;
     s->done_tail = j;
+    int wake = !s->wake_pending;
+    s->wake_pending = 1;
     pthread_mutex_unlock(&s->qlock);
-    lws_cancel_service(s->ctx);
+    if (wake)
+        lws_cancel_service(s->ctx);
 }
 
 static void drain_queues(struct srv *s)
@@ -543,6 +549,7 @@ static void drain_queues(struct srv *s)
     struct note *notes = s->notes_head;
     s->done_head = s->done_tail = NULL;
     s->notes_head = s->notes_tail = NULL;
+    s->wake_pending = 0; /* what is queued from now on wakes us again */
     pthread_mutex_unlock(&s->qlock);
 
     while (jobs) {

@@ -166,6 +166,10 @@ struct srv {
     pthread_mutex_t qlock;
     struct job *done_head, *done_tail;
     struct note *notes_head, *notes_tail;
+    /* a lws_cancel_service() is on its way and drain_queues() has not taken the queues yet:
+     * further completions need no wake of their own (one eventfd write per drain, not one
+     * per finished append) */
+    int wake_pending;
 
     volatile sig_atomic_t stop;
     int draining;

@@ -4,8 +4,9 @@
  * detaches them): Origin, token (Authorization: Bearer, or ?token= for EventSource),
  * stream id, cursor and filters, connection limits, access, existence. A refusal is an
  * ordinary JSON response with a length (handed.md C07). Once accepted, the response is
- * 200 text/event-stream with no length, no-cache and X-Accel-Buffering: no, and the first
- * write carries `retry:` at once so proxies and clients see bytes immediately. Each
+ * 200 text/event-stream with no length, no-cache and X-Accel-Buffering: no; the header
+ * goes out at the first WRITEABLE in one write with `retry:` and the first frames, so
+ * proxies and clients see bytes at once and a reconnect costs one send(). Each
  * WRITEABLE writes at most sse-write-bytes of frames from the replay engine (one write:
  * a slow client holds at most that much in lws, never a queue); a subscriber catching up
  * gets more when its socket has room for it (srv_fill_budget). Heartbeats are comment
@@ -109,7 +110,15 @@ int sse_start(struct conn *c, const route *r)
                                       (const unsigned char *)origin, ol, &p, end) ||
           lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:",
                                       (const unsigned char *)"Origin", 6, &p, end))) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
+        lws_finalize_http_header(wsi, &p, end))
+        return -1;
+    /* The header goes out with the first frames (the retry: line and whatever the cursor
+     * has to catch up), in one send at the first WRITEABLE: a reconnect costs one send()
+     * and one wake of the client, not two (a reconnect storm is a thousand of them while
+     * the live fan-out holds the thread; tools/bench/RESULTS.md). resp_body is free on a
+     * stream connection: it only carries JSON answers. */
+    rtlog_buf_clear(&c->resp_body);
+    if (rtlog_buf_append(&c->resp_body, start, (size_t)(p - start)) != RTLOG_OK)
         return -1;
     /* From here the header table is gone: everything needed was read above. */
     lws_http_mark_sse(wsi);
@@ -129,7 +138,11 @@ int sse_writeable(struct conn *c)
     if (rtlog_buf_reserve(w, LWS_PRE + 256) != RTLOG_OK)
         return -1;
     w->len = LWS_PRE;
-    if (!c->sse_started) {
+    int first = !c->sse_started;
+    if (first) {
+        if (rtlog_buf_append(w, c->resp_body.p, c->resp_body.len) != RTLOG_OK)
+            return -1;
+        rtlog_buf_free(&c->resp_body);
         rtlog_buf_printf(w, "retry: %" PRIu64 "\n\n", s->cfg.sse_retry_ms);
         c->sse_started = 1;
     }
@@ -168,7 +181,8 @@ int sse_writeable(struct conn *c)
     }
     size_t len = w->len - LWS_PRE;
     if (len) {
-        int n = lws_write(c->wsi, (unsigned char *)w->p + LWS_PRE, len, LWS_WRITE_HTTP);
+        int n = lws_write(c->wsi, (unsigned char *)w->p + LWS_PRE, len,
+                          first ? LWS_WRITE_HTTP_HEADERS : LWS_WRITE_HTTP);
         if (n < (int)len)
             return -1;
     }
