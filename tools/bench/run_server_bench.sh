@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # run_server_bench.sh - every server scenario of issue 5, rtlog and nginx+nchan side by side:
-# runs bench_fanout.sh, bench_storm.sh, bench_catchup.sh, bench_idle.sh and bench_ingest.sh
-# (see each for what it measures) with the same flags, one after the other, and keeps their
-# outputs in one directory. ~40-60 min with --runs 3 on a 2-core machine.
+# runs bench_limits.sh (the machine's own limits, no server), bench_fanout.sh, bench_storm.sh,
+# bench_catchup.sh, bench_idle.sh and bench_ingest.sh (see each for what it measures) with the
+# same flags, one after the other, and keeps their outputs in one directory. ~40-60 min with --runs 3 on a 2-core machine.
 # usage: tools/bench/run_server_bench.sh [--runs 3] [--no-nchan] [--quick]
-#            [--only fanout|storm|catchup|idle|ingest] [--out DIR]
+#            [--only limits|fanout|storm|catchup|idle|ingest] [--out DIR]
 # env: BUILD (default <repo>/build-bench), passed on.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +23,7 @@ done
 OUT=${OUT:-$(mktemp -d /tmp/rtlog-bench-all.XXXXXX)}
 mkdir -p "$OUT"
 rc=0
-for s in fanout storm catchup idle ingest; do
+for s in limits fanout storm catchup idle ingest; do
     [ -z "$ONLY" ] || [ "$ONLY" = "$s" ] || continue
     echo "== $s ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg)) -> $OUT/$s.txt"
     "$HERE/bench_$s.sh" "${PASS[@]}" >"$OUT/$s.txt" 2>&1 || rc=1

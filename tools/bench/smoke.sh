@@ -72,6 +72,9 @@ run "$BIN/bench_idle" --mode sse --port "$PORT" --token "$TOKEN" --path "$A/smok
     --conns 20 --hold-secs 1 --server-pid "$SRV" >/dev/null
 run "$BIN/bench_idle" --mode ws --port "$PORT" --path "$A/smoke-f/stream?token=$TOKEN" \
     --conns 20 --hold-secs 1 --server-pid "$SRV" >/dev/null
+# the machine's limits (no server): both modes, tiny
+run "$BIN/bench_limits" sends --conns 20 --rate 50 --secs 0.3
+run "$BIN/bench_limits" fsync --dir "$TMP" --secs 0.2
 # what the ingest bench had acknowledged is in the store
 kill -TERM "$SRV"
 wait "$SRV" || true
