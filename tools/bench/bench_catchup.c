@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_scan.h"
+
 #define RBUF (1u << 20)
 
 struct result {
@@ -75,22 +77,6 @@ static uint64_t proc_cpu_ticks(int pid)
 }
 
 /* One replay; fills r. Returns 0 when the stream was complete and in order. */
-/* The first "\n\n" (the end of an SSE frame) in [p, end), or NULL. memchr for '\n' then a
- * look at the next byte, rather than memmem, which walks a 2-byte needle about a byte at a
- * time: with memmem, 100 readers at once took 2.5-3.1 s of this client's user CPU against
- * the server's 0.7 s on the same two cores, and set the figure (all done in 2.2-2.6 s; one
- * reader 2.5M ev/s); with memchr 0.45-0.51 s, 1.12-1.18 s and 10-12M ev/s, the server
- * unchanged (RESULTS.md "Sitting 4"). */
-static char *frame_end(char *p, char *end)
-{
-    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-        if (p + 1 < end && p[1] == '\n')
-            return p;
-        p++;
-    }
-    return NULL;
-}
-
 static int run_once(char *buf, struct result *r)
 {
     memset(r, 0, sizeof *r);
@@ -150,7 +136,8 @@ static int run_once(char *buf, struct result *r)
             off = (size_t)(h - buf) + 4;
         }
         for (;;) {
-            char *f = frame_end(buf + off, buf + len);
+            /* an SSE frame ends at a blank line */
+            char *f = (char *)find_rare(buf + off, len - off, "\n\n", 2, 0);
             if (!f)
                 break;
             const char *p = buf + off;

@@ -62,6 +62,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_scan.h"
+
 enum { TARGET_RTLOG, TARGET_NCHAN };
 enum { PROTO_SSE, PROTO_WS };
 enum { S_CONNECTING, S_HDRWAIT, S_OPEN, S_DEAD, S_IDLE };
@@ -151,24 +153,6 @@ static uint64_t sched0_ns, period_ns; /* CLOCK_REALTIME of event 0; ns between b
 static uint64_t first_post_ns, last_post_ns;
 static char *pubbuf;
 static size_t pubbuf_cap;
-
-/* memmem for the client's hot path: memchr for needle[rare] (a byte that is rare in the
- * haystack), then memcmp around it. glibc's memmem walks short needles about a byte at a
- * time; it was 29% of this client's CPU at 1,000 subscribers x 1,000 ev/s, with the client
- * near a full core and so adding its own queueing to the latency it measures (RESULTS.md
- * "Sitting 4"). */
-static const char *find_rare(const char *h, size_t n, const char *needle, size_t nl, size_t rare)
-{
-    if (n < nl)
-        return NULL;
-    const char *p = h + rare, *end = h + n - (nl - 1 - rare);
-    while (p < end && (p = memchr(p, needle[rare], (size_t)(end - p))) != NULL) {
-        if (memcmp(p - rare, needle, nl) == 0)
-            return p - rare;
-        p++;
-    }
-    return NULL;
-}
 
 static uint64_t now_ns(clockid_t clk)
 {

@@ -198,8 +198,11 @@ static int run_fsync(void)
     memset(page, 'x', sizeof page);
     /* preallocate 64 MiB so every sync is a data sync, not a file-size change */
     const off_t span = 64 << 20;
-    if (posix_fallocate(fd, 0, span))
+    int frc = posix_fallocate(fd, 0, span); /* returns the error, errno is not set */
+    if (frc) {
+        errno = frc;
         die("posix_fallocate");
+    }
     fdatasync(fd);
     uint64_t n = 0, t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9);
     off_t off = 0;
